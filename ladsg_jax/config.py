@@ -1,0 +1,102 @@
+"""The training configuration: one frozen, hashable dataclass, checked before anything runs."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+from ladsg_jax.defenses import Defense
+from ladsg_jax.errors import ConfigError, require, unknown
+from ladsg_jax.models import BOTTOMS, TOPS
+
+OPTIMIZERS = ("sgd", "adam")
+LOOPS = ("auto", "scan", "step")
+SEED_STRATEGIES = ("auto", "vmap", "sequential")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that fixes a VFL training run except the data and the PRNG key.
+
+    Hashable, so one config compiles once. `embed_dim=None` makes every bottom output
+    `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
+    `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
+    same numbers.
+    """
+
+    num_parties: int = 2
+    bottom: str = "mlp"
+    bottom_hidden: tuple = (64,)
+    embed_dim: Optional[int] = None
+    top_model: str = "mlp"
+    top_hidden: tuple = (20,)
+    optimizer: str = "sgd"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 30
+    eval_batch_size: int = 1024
+    loop: str = "auto"
+    seeds: str = "auto"
+    defense: Defense = Defense()
+
+    def __post_init__(self):
+        validate(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(value, field):
+    require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
+            f"must be a positive integer, got {value!r}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Raises `ConfigError` naming the first field that is out of its allowed values."""
+    _positive_int(config.num_parties, "num_parties")
+    require(config.num_parties >= 2, "num_parties",
+            f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
+    if config.bottom not in BOTTOMS:
+        raise unknown("bottom", config.bottom, BOTTOMS)
+    if config.top_model not in TOPS:
+        raise unknown("top_model", config.top_model, TOPS)
+    if config.optimizer not in OPTIMIZERS:
+        raise unknown("optimizer", config.optimizer, OPTIMIZERS)
+    if config.loop not in LOOPS:
+        raise unknown("loop", config.loop, LOOPS)
+    if config.seeds not in SEED_STRATEGIES:
+        raise unknown("seeds", config.seeds, SEED_STRATEGIES)
+    for field in ("bottom_hidden", "top_hidden"):
+        widths = getattr(config, field)
+        require(isinstance(widths, tuple) and all(isinstance(w, int) and w > 0 for w in widths),
+                field, f"must be a tuple of positive integers, got {widths!r}")
+    if config.embed_dim is not None:
+        _positive_int(config.embed_dim, "embed_dim")
+    for field in ("batch_size", "epochs", "eval_batch_size"):
+        _positive_int(getattr(config, field), field)
+    lr = config.learning_rate
+    require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "learning_rate",
+            f"must be a positive number, got {lr!r}")
+    require(0 <= config.momentum < 1, "momentum", f"must be in [0, 1), got {config.momentum!r}")
+    require(config.weight_decay >= 0, "weight_decay",
+            f"must be non-negative, got {config.weight_decay!r}")
+    require(isinstance(config.defense, Defense), "defense",
+            f"must be a Defense instance (see ladsg_jax.defenses.make_defense), "
+            f"got {type(config.defense).__name__}")
+
+
+def check_against_data(config: TrainConfig, num_parties: int, num_classes: int,
+                       num_train: int) -> None:
+    """The checks that need the data: parties match, embeddings fit `top_model: none`, batches fit."""
+    if num_parties != config.num_parties:
+        raise ConfigError("num_parties", f"config has {config.num_parties} parties but the data "
+                                         f"is split for {num_parties}")
+    if config.top_model == "none" and config.embed_dim not in (None, num_classes):
+        raise ConfigError("embed_dim", f"top_model 'none' sums the embeddings into logits, so "
+                                       f"embed_dim must be num_classes ({num_classes}), "
+                                       f"got {config.embed_dim}")
+    if config.batch_size > num_train:
+        raise ConfigError("batch_size", f"{config.batch_size} is larger than the {num_train} "
+                                        f"training samples; allowed: 1..{num_train}")

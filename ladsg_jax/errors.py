@@ -1,0 +1,27 @@
+"""The one error type users see for bad input: it names the field and what is allowed."""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class ConfigError(ValueError):
+    """Bad input: a config field, a data set, or arrays that do not fit the setting.
+
+    The message is one line naming the field, the offending value and what is allowed, so the
+    CLI can print it as it is and exit non-zero.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def unknown(field: str, value, allowed: Iterable[str]) -> ConfigError:
+    """The error for a name that is not registered."""
+    return ConfigError(field, f"unknown value {value!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def require(condition: bool, field: str, message: str) -> None:
+    """Raises `ConfigError(field, message)` unless `condition` holds."""
+    if not condition:
+        raise ConfigError(field, message)

@@ -1,0 +1,34 @@
+"""Bottom models: what each party runs on its own feature slice (DESIGN §1)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class MLPBottom(nn.Module):
+    """Flatten → (Dense → ReLU) per hidden width → Dense(out_dim): Fu et al.'s tabular bottom."""
+
+    hidden: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape((x.shape[0], -1))
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.out_dim)(x)
+
+
+class SmallCNNBottom(nn.Module):
+    """A small CNN for image slices: (Conv 3×3 → ReLU) per channel width → global mean → Dense."""
+
+    channels: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for width in self.channels:
+            x = nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x))
+        return nn.Dense(self.out_dim)(jnp.mean(x, axis=(1, 2)))

@@ -1,0 +1,43 @@
+"""Writing results: JSON written atomically, so a killed run never leaves half a file."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def to_jsonable(value):
+    """Arrays and numpy scalars as lists and numbers; tuples as lists; everything else as is."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return np.asarray(value).tolist()
+    return value
+
+
+def write_json_atomic(path: str, payload: dict) -> str:
+    """Writes `payload` as JSON to `path` through a temporary file renamed over it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_jsonable(payload), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def summary(values) -> dict:
+    """Mean and standard deviation (over seeds) of a list of numbers."""
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}

@@ -1,0 +1,54 @@
+"""A training session as the CLI and the demo run it: data, seeds, timing, a result record."""
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from ladsg_jax.compilation import count_compilations
+from ladsg_jax.config import TrainConfig
+from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.results import summary
+from ladsg_jax.vfl.runner import Runner, seed_keys
+
+
+def config_record(config: TrainConfig) -> dict:
+    """The config as plain JSON values (the defense as its name and fields)."""
+    import dataclasses
+
+    record = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    defense = config.defense
+    record["defense"] = {"name": defense.name, **dataclasses.asdict(defense)}
+    return record
+
+
+def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 0,
+                progress: bool | str = False) -> dict:
+    """Trains `num_seeds` runs of `config` on `data`; returns the JSON record of the session."""
+    runner = Runner(config)
+    start = time.perf_counter()
+    with count_compilations() as compiles:
+        result = runner.fit(data, seed_keys(seed, num_seeds), progress=progress)
+        result = jax.block_until_ready(result)
+    wall = time.perf_counter() - start
+    final = np.asarray(result.final_test_accuracy)
+    return {
+        "dataset": data.name,
+        "num_parties": data.num_parties,
+        "feature_shapes": [list(x.shape[1:]) for x in data.train_x],
+        "config": config_record(config),
+        "strategy": {"loop": runner.loop, "seeds": runner.seeds,
+                     "backend": jax.default_backend()},
+        "seed": seed,
+        "num_seeds": num_seeds,
+        "test_accuracy": summary(final),
+        "per_seed": {
+            "final_test_accuracy": final,
+            "test_accuracy": np.asarray(result.test_accuracy),
+            "train_loss": np.asarray(result.train_loss),
+            "train_accuracy": np.asarray(result.train_accuracy),
+        },
+        "timing": {"wall_s": wall, "compilations": compiles.count,
+                   "compile_s": compiles.seconds},
+    }

@@ -1,0 +1,38 @@
+"""The cut layer: where the passive party's embedding meets the active party's model.
+
+A `jax.custom_vjp` (DESIGN §2). Forward it is the identity on the embedding h. Backward, the
+cotangent g = ∂L/∂h goes through the defense's cut policy, and the policy's result m replaces
+the cotangent that flows into the passive party's bottom model. The cut also takes a
+zero-valued `wire` of h's shape whose cotangent is set to the same m: `jax.grad` with respect
+to the wire is exactly the message the passive party received, so attacks read the real
+message rather than a recomputation.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def cut(policy, h: jax.Array, wire: jax.Array, ctx: dict) -> jax.Array:
+    """Identity on `h`; backward sends `policy.cut(∂L/∂h, ctx)` to both `h` and `wire`.
+
+    `policy` is hashable (a frozen defense dataclass); `ctx` holds the arrays it needs (labels,
+    a PRNG key, soft targets, ...), which receive no cotangent.
+    """
+    del wire, ctx
+    return h
+
+
+def _cut_fwd(policy, h, wire, ctx):
+    del wire
+    return h, ctx
+
+
+def _cut_bwd(policy, ctx, g):
+    message = policy.cut(g, ctx)
+    return message, message, None
+
+
+cut.defvjp(_cut_fwd, _cut_bwd)

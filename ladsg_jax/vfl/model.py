@@ -1,0 +1,94 @@
+"""The whole split model: every party's bottom, the cut, and the active party's top."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from ladsg_jax.defenses import Defense
+from ladsg_jax.models import make_bottom, make_top
+from ladsg_jax.vfl.cut import cut
+
+
+def party_name(k: int) -> str:
+    return f"party_{k}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VFLModel:
+    """K bottoms and one top (DESIGN §1). Party K-1 is active: it owns the top and the labels.
+
+    Parameters are a dict keyed by party, `{"party_k": {"bottom": ...}}`, with the active
+    party's entry also holding `"top"`; each party's subtree goes to its own optimizer. The
+    passive parties' embeddings pass through the cut; the active party's own do not.
+    """
+
+    num_parties: int
+    num_classes: int
+    bottom: str
+    bottom_hidden: tuple
+    embed_dim: int
+    top_model: str
+    top_hidden: tuple
+
+    @classmethod
+    def from_config(cls, config, num_classes: int) -> "VFLModel":
+        embed = config.embed_dim or num_classes
+        return cls(num_parties=config.num_parties, num_classes=num_classes, bottom=config.bottom,
+                   bottom_hidden=config.bottom_hidden, embed_dim=embed,
+                   top_model=config.top_model, top_hidden=config.top_hidden)
+
+    @property
+    def active(self) -> int:
+        return self.num_parties - 1
+
+    @property
+    def passive(self) -> range:
+        return range(self.num_parties - 1)
+
+    def bottom_module(self):
+        return make_bottom(self.bottom, self.bottom_hidden, self.embed_dim)
+
+    def top_module(self):
+        return make_top(self.top_model, self.top_hidden, self.num_classes)
+
+    def init(self, key: jax.Array, xs: tuple) -> tuple[dict, dict]:
+        """Parameters and BatchNorm statistics for a batch shaped like `xs`."""
+        keys = jax.random.split(key, self.num_parties + 1)
+        bottom = self.bottom_module()
+        params = {party_name(k): {"bottom": bottom.init(keys[k], xs[k])["params"]}
+                  for k in range(self.num_parties)}
+        h = tuple(jnp.zeros((xs[0].shape[0], self.embed_dim)) for _ in range(self.num_parties))
+        top_vars = self.top_module().init(keys[-1], h)
+        params[party_name(self.active)]["top"] = top_vars.get("params", {})
+        return params, top_vars.get("batch_stats", {})
+
+    def embeddings(self, params: dict, xs: tuple) -> tuple:
+        """Every party's bottom output h_k."""
+        bottom = self.bottom_module()
+        return tuple(bottom.apply({"params": params[party_name(k)]["bottom"]}, xs[k])
+                     for k in range(self.num_parties))
+
+    def top(self, params: dict, batch_stats: dict, hs: tuple, train: bool):
+        """Logits from the embeddings, and the updated BatchNorm statistics when training."""
+        variables = {"params": params[party_name(self.active)]["top"]}
+        if batch_stats:
+            variables["batch_stats"] = batch_stats
+        if train and batch_stats:
+            logits, updates = self.top_module().apply(variables, hs, train=True,
+                                                      mutable=["batch_stats"])
+            return logits, updates["batch_stats"]
+        return self.top_module().apply(variables, hs, train=train), batch_stats
+
+    def apply_train(self, params: dict, batch_stats: dict, xs: tuple, wires: tuple,
+                    defense: Defense, ctx: dict):
+        """The training forward pass: passive embeddings go through the cut with their wires."""
+        hs = list(self.embeddings(params, xs))
+        for k in self.passive:
+            hs[k] = cut(defense, hs[k], wires[k], ctx)
+        return self.top(params, batch_stats, tuple(hs), train=True)
+
+    def predict(self, params: dict, batch_stats: dict, xs: tuple) -> jax.Array:
+        """Evaluation logits (BatchNorm on its running statistics)."""
+        return self.top(params, batch_stats, self.embeddings(params, xs), train=False)[0]

@@ -1,0 +1,28 @@
+"""Training state and batches as `flax.struct` pytrees."""
+from __future__ import annotations
+
+import jax
+from flax import struct
+
+
+@struct.dataclass
+class TrainState:
+    """Everything that changes during training, for all parties at once.
+
+    `params` and `opt_state` are dicts keyed by party (`"party_k"`); `key` is a typed PRNG key
+    split at every use, so a run is a pure function of its initial key.
+    """
+
+    params: dict
+    batch_stats: dict
+    opt_state: dict
+    key: jax.Array
+    step: jax.Array
+
+
+@struct.dataclass
+class Batch:
+    """One batch: each party's feature slice and the active party's labels."""
+
+    x: tuple
+    y: jax.Array

@@ -1,0 +1,131 @@
+"""`make_train(config) -> train(key, data) -> Result`: a whole VFL training run, pure.
+
+An epoch draws a permutation from the state's key and runs the step over its batches as one
+`lax.scan`; `train` scans epochs and evaluates after each. A seed sweep is
+
+    train = make_train(config)
+    results = jax.jit(jax.vmap(train, in_axes=(0, None)))(jax.random.split(key, 8), data)
+
+`data` is an argument, not a closure: jit embeds closed-over arrays in the program as constants.
+The pieces (`init`, `draw_epoch`, `step_on_indices`, `run_epoch`, `evaluate`) are exposed by
+`make_trainer`, so the runner can drive a jitted step per batch with identical numbers.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from ladsg_jax.config import TrainConfig, check_against_data
+from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.vfl.model import VFLModel
+from ladsg_jax.vfl.optim import make_optimizers
+from ladsg_jax.vfl.state import Batch, TrainState
+from ladsg_jax.vfl.step import make_train_step
+
+
+@struct.dataclass
+class Result:
+    """A finished run: the final state and per-epoch metrics (leading seed axis when swept)."""
+
+    state: TrainState
+    train_loss: jax.Array
+    train_accuracy: jax.Array
+    test_accuracy: jax.Array
+
+    @property
+    def final_test_accuracy(self) -> jax.Array:
+        return self.test_accuracy[..., -1]
+
+
+class Trainer(NamedTuple):
+    """The pure functions of one config; every execution strategy is built from these."""
+
+    config: TrainConfig
+    init: Callable          # (key, data) -> TrainState
+    draw_epoch: Callable    # (state, data) -> (state, indices (num_batches, batch_size))
+    step_on_indices: Callable  # (state, data, indices (batch_size,)) -> (state, metrics)
+    summarize: Callable     # (stacked step metrics, test accuracy) -> epoch metrics
+    run_epoch: Callable     # (state, data) -> (state, epoch metrics)
+    evaluate: Callable      # (state, xs, y, data) -> accuracy
+    train: Callable         # (key, data) -> Result
+
+
+def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer:
+    """Builds the pure training functions of `config`.
+
+    `optimizers` overrides some parties' optax transformations (a dict keyed by "party_k");
+    the rest use the config's optimizer.
+    """
+    opts = make_optimizers(config, optimizers)
+
+    def model_for(data: VFLData) -> VFLModel:
+        check_against_data(config, data.num_parties, data.num_classes, data.num_train)
+        return VFLModel.from_config(config, data.num_classes)
+
+    def init(key: jax.Array, data: VFLData) -> TrainState:
+        model = model_for(data)
+        init_key, key = jax.random.split(key)
+        sample = tuple(x[: config.batch_size] for x in data.train_x)
+        params, batch_stats = model.init(init_key, sample)
+        opt_state = {name: opts[name].init(p) for name, p in params.items()}
+        return TrainState(params=params, batch_stats=batch_stats, opt_state=opt_state, key=key,
+                          step=jnp.zeros((), jnp.int32))
+
+    def draw_epoch(state: TrainState, data: VFLData):
+        key, perm_key = jax.random.split(state.key)
+        num_batches = data.num_train // config.batch_size
+        perm = jax.random.permutation(perm_key, data.num_train)
+        indices = perm[: num_batches * config.batch_size].reshape(num_batches, config.batch_size)
+        return state.replace(key=key), indices
+
+    def step_on_indices(state: TrainState, data: VFLData, indices: jax.Array):
+        step = make_train_step(model_for(data), opts, config.defense)
+        batch = Batch(x=tuple(x[indices] for x in data.train_x), y=data.train_y[indices])
+        state, metrics, _ = step(state, batch)
+        return state, metrics
+
+    def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:
+        model = model_for(data)
+        n, chunk = y.shape[0], min(config.eval_batch_size, y.shape[0])
+        num_chunks = -(-n // chunk)
+        pad = num_chunks * chunk - n
+
+        def chunked(x):
+            x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+            return x.reshape((num_chunks, chunk) + x.shape[1:])
+
+        logits = jax.lax.map(lambda c: model.predict(state.params, state.batch_stats, c),
+                             tuple(chunked(x) for x in xs))
+        predictions = jnp.argmax(logits.reshape(num_chunks * chunk, -1)[:n], axis=-1)
+        return jnp.mean(predictions == y)
+
+    def summarize(step_metrics: dict, test_accuracy: jax.Array) -> dict:
+        return {"train_loss": jnp.mean(step_metrics["loss"]),
+                "train_accuracy": jnp.mean(step_metrics["accuracy"]),
+                "test_accuracy": test_accuracy}
+
+    def run_epoch(state: TrainState, data: VFLData):
+        state, indices = draw_epoch(state, data)
+        state, step_metrics = jax.lax.scan(
+            lambda s, i: step_on_indices(s, data, i), state, indices)
+        return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data))
+
+    def train(key: jax.Array, data: VFLData) -> Result:
+        state = init(key, data)
+        state, history = jax.lax.scan(lambda s, _: run_epoch(s, data), state, None,
+                                      length=config.epochs)
+        return Result(state=state, train_loss=history["train_loss"],
+                      train_accuracy=history["train_accuracy"],
+                      test_accuracy=history["test_accuracy"])
+
+    return Trainer(config=config, init=init, draw_epoch=draw_epoch,
+                   step_on_indices=step_on_indices, summarize=summarize, run_epoch=run_epoch,
+                   evaluate=evaluate, train=train)
+
+
+def make_train(config: TrainConfig, optimizers: dict | None = None):
+    """`train(key, data) -> Result`, pure: jit it, vmap it over keys for a seed sweep."""
+    return make_trainer(config, optimizers).train
