@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 
 class MLPBottom(nn.Module):
@@ -22,7 +21,11 @@ class MLPBottom(nn.Module):
 
 
 class SmallCNNBottom(nn.Module):
-    """A small CNN for image slices: (Conv 3×3 → ReLU) per channel width → global mean → Dense."""
+    """A small CNN for image slices: (Conv 3×3 → ReLU) per channel width → flatten → Dense.
+
+    Flattening rather than pooling keeps where in the slice a stroke is, which small inputs
+    such as digits' 8×4 halves need.
+    """
 
     channels: Sequence[int]
     out_dim: int
@@ -31,4 +34,4 @@ class SmallCNNBottom(nn.Module):
     def __call__(self, x, train: bool = False):
         for width in self.channels:
             x = nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x))
-        return nn.Dense(self.out_dim)(jnp.mean(x, axis=(1, 2)))
+        return nn.Dense(self.out_dim)(x.reshape((x.shape[0], -1)))

@@ -2,26 +2,37 @@
 
 `loop="scan"` runs an epoch as one jitted `lax.scan`; `loop="step"` calls a jitted step per
 batch. `seeds="vmap"` runs all seeds in one vmapped program; `"sequential"` one after another.
-`"auto"` picks scan + vmap on a GPU or TPU, and on the CPU scan for MLP bottoms, step for
-convolutional ones, and sequential seeds. Every strategy runs the same pure functions from
-`make_trainer` and gives the same numbers. The host sees the state only between epochs (for
-the progress bar), never inside one.
+`"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan for MLP bottoms and step
+for convolutional ones (DESIGN §8: XLA:CPU's backward convolutions are slow inside loops), and
+vmapped seeds only for small models: measured with `experiments/bench.py` on 2 cores, 8 seeds
+of the digits preset (5k parameters) took 0.43 s vmapped against 0.66 s in sequence, while a
+CIFAR-shaped MLP (1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
+
+Every strategy runs the same pure functions from `make_trainer` and gives the same numbers
+(to float rounding: vmapped matrix products may sum in another order). The host sees the
+state only between epochs, for the progress bar, never inside one.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.vfl.train import Result, make_trainer
 
+# On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
+CPU_VMAP_MAX_PARAMS = 250_000
 
-def resolve_strategy(config: TrainConfig, backend: str | None = None) -> tuple[str, str]:
-    """The (loop, seeds) strategy that `config` asks for, with "auto" resolved for `backend`."""
+
+def resolve_strategy(config: TrainConfig, backend: str | None = None,
+                     num_params: int | None = None) -> tuple[str, str]:
+    """The (loop, seeds) strategy of `config`, "auto" resolved for `backend` and model size."""
     backend = backend or jax.default_backend()
     accelerator = backend != "cpu"
     loop = config.loop
@@ -29,48 +40,69 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None) -> tuple[s
         loop = "scan" if accelerator or config.bottom == "mlp" else "step"
     seeds = config.seeds
     if seeds == "auto":
-        seeds = "vmap" if accelerator else "sequential"
+        small = num_params is not None and num_params <= CPU_VMAP_MAX_PARAMS
+        seeds = "vmap" if accelerator or (small and loop == "scan") else "sequential"
     return loop, seeds
 
 
+def count_params(init: Callable, key: jax.Array, data: VFLData) -> int:
+    """Parameters of one seed's model, from shapes alone (nothing is computed)."""
+    state = jax.eval_shape(init, key, data)
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state.params))
+
+
 class Runner:
-    """Jitted functions of one config, compiled once and reused for every call to `fit`."""
+    """Jitted functions of one config, compiled once and reused for every call to `fit`.
+
+    The strategy is resolved at the first `fit` (it may depend on the model's size); `loop`
+    and `seeds` then say what was chosen.
+    """
 
     def __init__(self, config: TrainConfig, optimizers: dict | None = None,
                  backend: str | None = None):
         self.config = config
-        self.loop, self.seeds = resolve_strategy(config, backend)
-        trainer = make_trainer(config, optimizers)
-        self._trainer = trainer
+        self.backend = backend or jax.default_backend()
+        self.trainer = make_trainer(config, optimizers)
+        self.loop: str | None = None
+        self.seeds: str | None = None
+        self._init = self._epoch = None
 
-        def epoch_by_steps(state, data, step_fn, draw_fn, eval_fn):
-            state, indices = draw_fn(state, data)
-            step_metrics = []
-            for i in range(indices.shape[-2]):
-                state, metrics = step_fn(state, data, indices[..., i, :])
-                step_metrics.append(metrics)
-            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=-1), *step_metrics)
-            return state, eval_fn(stacked, state, data)
+    def _build(self, data: VFLData, key: jax.Array) -> None:
+        trainer = self.trainer
+        num_params = count_params(trainer.init, key, data)
+        self.loop, self.seeds = resolve_strategy(self.config, self.backend, num_params)
 
-        def vectorize(fn: Callable, data_arg: int) -> Callable:
+        def compile_fn(fn: Callable, seed_axes: tuple) -> Callable:
+            """jit, over a vmap across seeds when the strategy is vmap (None: shared argument)."""
             if self.seeds != "vmap":
                 return jax.jit(fn)
-            in_axes = [0] * fn.__code__.co_argcount
-            in_axes[data_arg] = None
-            return jax.jit(jax.vmap(fn, in_axes=tuple(in_axes)))
+            return jax.jit(jax.vmap(fn, in_axes=seed_axes))
+
+        def step_at(state, data, indices, i):
+            return trainer.step_on_indices(state, data, indices[i])
 
         def summarize_eval(stacked, state, data):
             accuracy = trainer.evaluate(state, data.test_x, data.test_y, data)
             return trainer.summarize(stacked, accuracy)
 
-        self._init = vectorize(lambda key, data: trainer.init(key, data), 1)
+        self._init = compile_fn(trainer.init, (0, None))
         if self.loop == "scan":
-            self._epoch = vectorize(lambda state, data: trainer.run_epoch(state, data), 1)
-        else:
-            draw = vectorize(lambda state, data: trainer.draw_epoch(state, data), 1)
-            step = vectorize(lambda state, data, idx: trainer.step_on_indices(state, data, idx), 1)
-            summarize = vectorize(lambda stacked, state, data: summarize_eval(stacked, state, data), 2)
-            self._epoch = lambda state, data: epoch_by_steps(state, data, step, draw, summarize)
+            self._epoch = compile_fn(trainer.run_epoch, (0, None))
+            return
+        draw = compile_fn(trainer.draw_epoch, (0, None))
+        step = compile_fn(step_at, (0, None, 0, None))
+        summarize = compile_fn(summarize_eval, (0, 0, None))
+
+        def epoch_by_steps(state, data):
+            state, indices = draw(state, data)
+            step_metrics = []
+            for i in range(indices.shape[-2]):
+                state, metrics = step(state, data, indices, i)
+                step_metrics.append(metrics)
+            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=-1), *step_metrics)
+            return state, summarize(stacked, state, data)
+
+        self._epoch = epoch_by_steps
 
     def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False) -> Result:
         """Trains one run per key; returns a `Result` whose arrays lead with the seed axis.
@@ -79,28 +111,37 @@ class Runner:
         """
         data = jax.device_put(data)
         keys = jnp.asarray(keys)
+        if self._epoch is None:
+            self._build(data, keys[0])
         num_seeds, epochs = keys.shape[0], self.config.epochs
         label = progress if isinstance(progress, str) else data.name
         bar = tqdm(total=epochs * (1 if self.seeds == "vmap" else num_seeds), desc=label,
                    unit="epoch", disable=not progress, leave=False)
-        groups = [keys] if self.seeds == "vmap" else [keys[i] for i in range(num_seeds)]
+        groups = [keys] if self.seeds == "vmap" else list(keys)
         results = []
         for group in groups:
             state = self._init(group, data)
             history = []
             for _ in range(epochs):
                 state, metrics = self._epoch(state, data)
+                metrics = jax.device_get(metrics)
                 history.append(metrics)
                 bar.update(1)
-                bar.set_postfix(test_acc=f"{float(jnp.mean(metrics['test_accuracy'])):.3f}")
-            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=-1), *history)
+                bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
+            stacked = {k: np.stack([m[k] for m in history], axis=-1) for k in history[0]}
             results.append(Result(state=state, train_loss=stacked["train_loss"],
                                   train_accuracy=stacked["train_accuracy"],
                                   test_accuracy=stacked["test_accuracy"]))
         bar.close()
         if self.seeds == "vmap":
             return results[0]
-        return jax.tree.map(lambda *r: jnp.stack(r), *results)
+        return stack_runs(results)
+
+
+@jax.jit
+def stack_runs(results: list) -> Result:
+    """Sequential runs stacked along a leading seed axis, in one compiled program."""
+    return jax.tree.map(lambda *r: jnp.stack(r), *results)
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:

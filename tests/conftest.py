@@ -1,0 +1,32 @@
+import os
+import tempfile
+
+import pytest
+
+# Prepared data sets go to a fresh directory for the test session, never the user's cache.
+_DATA_DIR = tempfile.mkdtemp(prefix="ladsg-test-data-")
+os.environ["LADSG_DATA_DIR"] = _DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    return _DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from ladsg_jax.data import load
+    return load("digits", num_parties=2)
+
+
+@pytest.fixture(scope="session")
+def breast_cancer():
+    from ladsg_jax.data import load
+    return load("breast_cancer", num_parties=2)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    from ladsg_jax.data import load
+    return load("synthetic", num_parties=2, num_classes=3, num_features=8, separation=3.0,
+                num_train=256, num_test=128)

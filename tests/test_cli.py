@@ -1,0 +1,65 @@
+"""The command line: results written whole, errors as one named line with a non-zero exit."""
+import json
+import os
+
+import pytest
+
+from ladsg_jax.cli import main
+from ladsg_jax.results import write_json_atomic
+
+
+def test_train_writes_a_complete_result_file(tmp_path, capsys):
+    code = main(["train", "--dataset", "synthetic", "--data-option", "num_classes=3",
+                 "--epochs", "3", "--seeds", "2", "--runs-dir", str(tmp_path), "--name", "t",
+                 "--no-progress"])
+    assert code == 0
+    record = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert record["dataset"] == "synthetic" and record["num_seeds"] == 2
+    assert len(record["per_seed"]["final_test_accuracy"]) == 2
+    assert len(record["per_seed"]["test_accuracy"][0]) == 3
+    assert record["config"]["epochs"] == 3 and record["config"]["defense"]["name"] == "none"
+    assert record["timing"]["compilations"] >= 1
+    assert 0.0 <= record["test_accuracy"]["mean"] <= 1.0
+    assert "synthetic: test accuracy" in capsys.readouterr().out
+    assert [p for p in os.listdir(tmp_path / "t") if p.startswith(".tmp")] == []
+
+
+def test_demo_prints_the_table(tmp_path, capsys):
+    code = main(["demo", "--epochs", "2", "--seeds", "2", "--runs-dir", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "breast_cancer" in out and "digits" in out and "±" in out
+    record = json.loads((tmp_path / "demo" / "result.json").read_text())
+    assert [r["dataset"] for r in record["records"]] == ["breast_cancer", "digits"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "mnist"], "dataset: unknown value 'mnist'; allowed: breast_cancer, digits"),
+    (["--lr", "-0.1"], "learning_rate: must be a positive number, got -0.1"),
+    (["--epochs", "0"], "epochs: must be a positive integer, got 0"),
+    (["--batch-size", "0"], "batch_size: must be a positive integer, got 0"),
+    (["--parties", "20"], "num_parties: 20 parties but only 8 columns"),
+    (["--shares", "1", "2", "3"], "shares: 3 shares for 2 parties"),
+    (["--optimizer", "lion"], "optimizer: unknown value 'lion'; allowed: adam, sgd"),
+    (["--bottom", "vit"], "bottom: unknown value 'vit'"),
+    (["--defense", "magic"], "defense: unknown value 'magic'; allowed: none"),
+    (["--seeds", "0"], "seeds: must be a positive integer, got 0"),
+    (["--data-option", "source"], "data-option: expected KEY=VALUE"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    code = main(["train", "--runs-dir", str(tmp_path), "--no-progress", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("ladsg-jax: error: ") and message in err
+    assert len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())          # nothing written
+
+
+def test_atomic_write_leaves_the_old_file_when_serialization_fails(tmp_path):
+    path = tmp_path / "r.json"
+    write_json_atomic(str(path), {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(str(path), {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]

@@ -1,0 +1,147 @@
+"""Training: learning happens, every strategy agrees, runs are pure, one compilation per config."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ladsg_jax.compilation import count_compilations
+from ladsg_jax.config import TrainConfig
+from ladsg_jax.data import load
+from ladsg_jax.errors import ConfigError
+from ladsg_jax.presets import preset_config
+from ladsg_jax.vfl.runner import Runner, count_params, resolve_strategy, seed_keys
+from ladsg_jax.vfl.train import make_train
+
+SMALL = TrainConfig(bottom_hidden=(16,), top_hidden=(8,), batch_size=32, epochs=2,
+                    learning_rate=0.05)
+
+
+def test_presets_reach_the_demo_accuracy(breast_cancer, digits):
+    """The demo's claim: ≥0.93 on breast_cancer, ≥0.90 on digits, 2 parties, mean of 3 seeds."""
+    for data, bound in ((breast_cancer, 0.93), (digits, 0.90)):
+        result = Runner(preset_config(data.name)).fit(data, seed_keys(0, 3))
+        assert float(jnp.mean(result.final_test_accuracy)) >= bound, data.name
+
+
+@pytest.mark.parametrize("top_model", ["mlp", "none"])
+def test_training_learns_with_and_without_a_top_model(synthetic, top_model):
+    config = SMALL.replace(top_model=top_model, epochs=6)
+    result = Runner(config).fit(synthetic, seed_keys(0, 2))
+    assert result.test_accuracy.shape == (2, 6)
+    assert float(jnp.min(result.final_test_accuracy)) > 0.8     # chance is 1/3
+    assert bool(jnp.all(result.train_loss[:, -1] < result.train_loss[:, 0]))
+
+
+def test_three_parties_and_a_cnn_bottom(digits):
+    data = load("digits", num_parties=3)
+    config = preset_config("digits", num_parties=3, bottom="cnn", bottom_hidden=(8,), epochs=3)
+    result = Runner(config).fit(data, seed_keys(0, 1))
+    assert set(result.state.params) == {"party_0", "party_1", "party_2"}
+    assert "top" in result.state.params["party_2"] and "top" not in result.state.params["party_0"]
+    assert float(result.final_test_accuracy[0]) > 0.5            # chance is 0.1
+
+
+def assert_same_history(a, b, rtol=1e-5, atol=1e-6):
+    for field in ("train_loss", "train_accuracy", "test_accuracy"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, atol=atol)
+
+
+def test_every_strategy_gives_the_same_metrics(synthetic):
+    keys = seed_keys(7, 3)
+    results = {(loop, seeds): Runner(SMALL.replace(loop=loop, seeds=seeds)).fit(synthetic, keys)
+               for loop in ("scan", "step") for seeds in ("vmap", "sequential")}
+    reference = results[("scan", "sequential")]
+    for strategy, result in results.items():
+        assert_same_history(result, reference), strategy
+    pure = jax.jit(jax.vmap(make_train(SMALL), in_axes=(0, None)))(keys, synthetic)
+    assert_same_history(pure, reference)
+
+
+def test_vmapped_seeds_equal_separate_runs(synthetic):
+    keys = seed_keys(3, 4)
+    train = make_train(SMALL)
+    swept = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, synthetic)
+    one = jax.jit(train)
+    for i in range(4):
+        single = one(keys[i], synthetic)
+        assert_same_history(jax.tree.map(lambda a: a[i], swept), single)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-4, atol=1e-5),
+                     swept.state.params, single.state.params)
+    # different seeds are different runs
+    assert not np.allclose(swept.train_loss[0], swept.train_loss[1])
+
+
+def test_the_same_key_gives_identical_metrics_twice(synthetic):
+    runner = Runner(SMALL)
+    a = runner.fit(synthetic, seed_keys(11, 2))
+    b = runner.fit(synthetic, seed_keys(11, 2))
+    for field in ("train_loss", "train_accuracy", "test_accuracy"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("loop, seeds", [("scan", "vmap"), ("scan", "sequential"),
+                                         ("step", "vmap"), ("step", "sequential")])
+def test_compiles_once_per_config(synthetic, loop, seeds):
+    config = SMALL.replace(loop=loop, seeds=seeds, epochs=2)
+    runner = Runner(config)
+    with count_compilations() as first:
+        runner.fit(synthetic, seed_keys(0, 2))
+    assert 1 <= first.count <= 8     # init, epoch (or draw, step, summary) and a few small ops
+    with count_compilations() as again:
+        runner.fit(synthetic, seed_keys(1, 2))
+    assert again.count == 0          # the same config never compiles again
+    # Another config (new learning rate: new programs) run three times as long and with more
+    # seeds compiles no more programs than the first: nothing compiles per epoch, step or seed.
+    longer = Runner(config.replace(learning_rate=0.01, epochs=6))
+    with count_compilations() as other:
+        longer.fit(synthetic, seed_keys(0, 3 if seeds == "sequential" else 2))
+    assert 1 <= other.count <= first.count
+
+
+def test_the_pure_sweep_compiles_once(synthetic):
+    sweep = jax.jit(jax.vmap(make_train(SMALL), in_axes=(0, None)))
+    with count_compilations() as stats:
+        sweep(seed_keys(0, 2), synthetic)
+        sweep(seed_keys(5, 2), synthetic)
+    assert stats.count == 1
+
+
+def test_auto_strategy_follows_the_backend_and_model(digits):
+    mlp, cnn = TrainConfig(), TrainConfig(bottom="cnn")
+    assert resolve_strategy(mlp, "cpu", num_params=5_000) == ("scan", "vmap")
+    assert resolve_strategy(mlp, "cpu", num_params=2_000_000) == ("scan", "sequential")
+    assert resolve_strategy(cnn, "cpu", num_params=5_000) == ("step", "sequential")
+    assert resolve_strategy(cnn, "gpu", num_params=2_000_000) == ("scan", "vmap")
+    assert resolve_strategy(TrainConfig(loop="step", seeds="vmap"), "cpu") == ("step", "vmap")
+    runner = Runner(preset_config("digits", epochs=1))
+    runner.fit(digits, seed_keys(0, 1))
+    assert (runner.loop, runner.seeds) == ("scan", "vmap")      # the digits MLP is small
+    assert count_params(runner.trainer.init, jax.random.key(0), digits) == sum(
+        x.size for x in jax.tree.leaves(runner.fit(digits, seed_keys(0, 1)).state.params))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "epochs: must be a positive integer, got 0"),
+    ("batch_size", -4, "batch_size: must be a positive integer"),
+    ("learning_rate", 0.0, "learning_rate: must be a positive number, got 0.0"),
+    ("learning_rate", float("nan"), "learning_rate: must be a positive number"),
+    ("optimizer", "rmsprop", "optimizer: unknown value 'rmsprop'; allowed: adam, sgd"),
+    ("bottom", "resnet", "bottom: unknown value 'resnet'; allowed: cnn, mlp"),
+    ("loop", "fast", "loop: unknown value 'fast'; allowed: auto, scan, step"),
+    ("seeds", "pmap", "seeds: unknown value 'pmap'; allowed: auto, sequential, vmap"),
+    ("num_parties", 1, "num_parties: VFL needs at least 2 parties"),
+    ("momentum", 1.0, r"momentum: must be in \[0, 1\)"),
+])
+def test_bad_config_values_are_named(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_config_that_does_not_fit_the_data_is_named(synthetic):
+    with pytest.raises(ConfigError, match="num_parties: config has 3 parties but the data is "
+                                          "split for 2"):
+        Runner(SMALL.replace(num_parties=3)).fit(synthetic, seed_keys(0, 1))
+    with pytest.raises(ConfigError, match="embed_dim: top_model 'none' .* must be num_classes"):
+        Runner(SMALL.replace(top_model="none", embed_dim=5)).fit(synthetic, seed_keys(0, 1))
+    with pytest.raises(ConfigError, match="batch_size: 1000 is larger than the 256 training"):
+        Runner(SMALL.replace(batch_size=1000)).fit(synthetic, seed_keys(0, 1))
