@@ -44,7 +44,9 @@ def bench_seeds(config, data, seed_counts, repeats: int):
             times = [timed_fit(runner, data, num_seeds) for _ in range(repeats)]
             median = statistics.median(times)
             base = median if num_seeds == seed_counts[0] else base
-            yield {"what": "seed_sweep", "dataset": data.name, "backend": jax.default_backend(),
+            yield {"what": "seed_sweep", "dataset": data.name,
+                   "features": [list(x.shape[1:]) for x in data.train_x],
+                   "bottom_hidden": list(config.bottom_hidden), "batch_size": config.batch_size, "backend": jax.default_backend(),
                    "device": str(jax.devices()[0].device_kind), "strategy": strategy,
                    "loop": runner.loop, "seeds": num_seeds, "epochs": config.epochs,
                    "median_s": median, "times_s": times, "first_call_s": first,
@@ -61,9 +63,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loop", default="auto")
+    parser.add_argument("--bottom-hidden", type=int, nargs="+")
+    parser.add_argument("--batch-size", type=int)
     args = parser.parse_args(argv)
     data = datasets.load(args.dataset, **parse_data_options(args.data_option))
-    config = preset_config(args.dataset, epochs=args.epochs, loop=args.loop)
+    overrides = {"epochs": args.epochs, "loop": args.loop}
+    if args.bottom_hidden:
+        overrides["bottom_hidden"] = tuple(args.bottom_hidden)
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    config = preset_config(args.dataset, **overrides)
     for record in bench_seeds(config, data, args.seeds, args.repeats):
         print(json.dumps(record), flush=True)
     return 0

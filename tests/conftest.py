@@ -1,7 +1,12 @@
 import os
 import tempfile
 
+import jax
 import pytest
+
+# Tests compare gradients with hand-assembled ones; on GPUs JAX's default float32 matmul runs
+# at reduced (TF32-like) precision, so the suite asks for full precision everywhere.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 # Prepared data sets go to a fresh directory for the test session, never the user's cache.
 _DATA_DIR = tempfile.mkdtemp(prefix="ladsg-test-data-")

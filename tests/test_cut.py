@@ -1,6 +1,7 @@
 """The cut layer: identity forward; the backward message replaced by the policy's, seen on the wire."""
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +75,7 @@ def expected_grads(model, policy, params, stats, xs, y):
 
 
 def assert_trees_close(a, b, atol=1e-6):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=atol, rtol=1e-5), a, b)
+    chex.assert_trees_all_close(a, b, atol=atol, rtol=1e-5)
 
 
 @pytest.mark.parametrize("top_model", ["mlp", "none"])
