@@ -12,6 +12,7 @@ from ladsg_jax.models import BOTTOMS, TOPS
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")
 SEED_STRATEGIES = ("auto", "vmap", "sequential")
+WIRE_RECORDS = ("none", "last", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +22,8 @@ class TrainConfig:
     Hashable, so one config compiles once. `embed_dim=None` makes every bottom output
     `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
     `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
-    same numbers.
+    same numbers. `record_wire` keeps the messages the passive parties received: "none",
+    the "last" epoch's, or "all" epochs' (what the attacks read).
     """
 
     num_parties: int = 2
@@ -39,6 +41,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     loop: str = "auto"
     seeds: str = "auto"
+    record_wire: str = "none"
     defense: Defense = Defense()
 
     def __post_init__(self):
@@ -68,6 +71,8 @@ def validate(config: TrainConfig) -> None:
         raise unknown("loop", config.loop, LOOPS)
     if config.seeds not in SEED_STRATEGIES:
         raise unknown("seeds", config.seeds, SEED_STRATEGIES)
+    if config.record_wire not in WIRE_RECORDS:
+        raise unknown("record_wire", config.record_wire, WIRE_RECORDS)
     for field in ("bottom_hidden", "top_hidden"):
         widths = getattr(config, field)
         require(isinstance(widths, tuple) and all(isinstance(w, int) and w > 0 for w in widths),

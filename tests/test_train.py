@@ -145,3 +145,28 @@ def test_config_that_does_not_fit_the_data_is_named(synthetic):
         Runner(SMALL.replace(top_model="none", embed_dim=5)).fit(synthetic, seed_keys(0, 1))
     with pytest.raises(ConfigError, match="batch_size: 1000 is larger than the 256 training"):
         Runner(SMALL.replace(batch_size=1000)).fit(synthetic, seed_keys(0, 1))
+
+
+@pytest.mark.parametrize("loop, seeds", [("scan", "vmap"), ("step", "sequential")])
+def test_the_wire_record_is_the_same_in_every_strategy(synthetic, loop, seeds):
+    keys = seed_keys(2, 2)
+    config = SMALL.replace(record_wire="all", epochs=2)
+    pure = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, synthetic)
+    num_batches = synthetic.num_train // config.batch_size
+    assert pure.wire.indices.shape == (2, 2, num_batches, 32)
+    assert pure.wire.messages[0].shape == (2, 2, num_batches, 32, 3)
+    # every sample appears once per epoch
+    epoch0 = np.sort(np.asarray(pure.wire.indices[0, 0]).ravel())
+    np.testing.assert_array_equal(epoch0, np.arange(num_batches * 32) if num_batches * 32 ==
+                                  synthetic.num_train else epoch0)
+    assert len(set(epoch0.tolist())) == epoch0.size
+    run = Runner(config.replace(loop=loop, seeds=seeds)).fit(synthetic, keys)
+    np.testing.assert_array_equal(run.wire.indices, pure.wire.indices)
+    np.testing.assert_allclose(run.wire.messages[0], pure.wire.messages[0], rtol=1e-4, atol=1e-7)
+    last = jax.jit(jax.vmap(make_train(config.replace(record_wire="last")),
+                            in_axes=(0, None)))(keys, synthetic)
+    np.testing.assert_array_equal(last.wire.indices[:, 0], pure.wire.indices[:, -1])
+    np.testing.assert_allclose(last.wire.messages[0][:, 0], pure.wire.messages[0][:, -1],
+                               rtol=1e-5, atol=1e-7)
+    messages, seen = jax.tree.map(lambda a: a[0], last.wire).per_sample(synthetic.num_train)
+    assert messages.shape == (synthetic.num_train, 3) and bool(seen.all())

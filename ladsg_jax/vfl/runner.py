@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.vfl.train import Result, make_trainer
+from ladsg_jax.vfl.train import Result, WireRecord, make_trainer
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
 CPU_VMAP_MAX_PARAMS = 250_000
@@ -78,8 +78,11 @@ class Runner:
                 return jax.jit(fn)
             return jax.jit(jax.vmap(fn, in_axes=seed_axes))
 
+        recording = self.config.record_wire != "none"
+
         def step_at(state, data, indices, i):
-            return trainer.step_on_indices(state, data, indices[i])
+            state, metrics, messages = trainer.step_on_indices(state, data, indices[i])
+            return state, metrics, messages if recording else None
 
         def summarize_eval(stacked, state, data):
             accuracy = trainer.evaluate(state, data.test_x, data.test_y, data)
@@ -93,14 +96,21 @@ class Runner:
         step = compile_fn(step_at, (0, None, 0, None))
         summarize = compile_fn(summarize_eval, (0, 0, None))
 
+        batch_axis = 1 if self.seeds == "vmap" else 0
+
         def epoch_by_steps(state, data):
             state, indices = draw(state, data)
-            step_metrics = []
+            step_metrics, step_messages = [], []
             for i in range(indices.shape[-2]):
-                state, metrics = step(state, data, indices, i)
+                state, metrics, messages = step(state, data, indices, i)
                 step_metrics.append(metrics)
+                step_messages.append(messages)
             stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=-1), *step_metrics)
-            return state, summarize(stacked, state, data)
+            wire = None
+            if recording:
+                wire = WireRecord(indices=indices, messages=tuple(
+                    jnp.stack(m, axis=batch_axis) for m in zip(*step_messages)))
+            return state, summarize(stacked, state, data), wire
 
         self._epoch = epoch_by_steps
 
@@ -121,17 +131,21 @@ class Runner:
         results = []
         for group in groups:
             state = self._init(group, data)
-            history = []
+            history, wires = [], []
             for _ in range(epochs):
-                state, metrics = self._epoch(state, data)
+                state, metrics, wire = self._epoch(state, data)
+                if wire is not None:
+                    wires = [wire] if self.config.record_wire == "last" else wires + [wire]
                 metrics = jax.device_get(metrics)
                 history.append(metrics)
                 bar.update(1)
                 bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
             stacked = {k: np.stack([m[k] for m in history], axis=-1) for k in history[0]}
+            epoch_axis = 1 if self.seeds == "vmap" else 0
+            wire = jax.tree.map(lambda *w: jnp.stack(w, axis=epoch_axis), *wires) if wires else None
             results.append(Result(state=state, train_loss=stacked["train_loss"],
                                   train_accuracy=stacked["train_accuracy"],
-                                  test_accuracy=stacked["test_accuracy"]))
+                                  test_accuracy=stacked["test_accuracy"], wire=wire))
         bar.close()
         if self.seeds == "vmap":
             return results[0]

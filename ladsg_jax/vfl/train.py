@@ -34,10 +34,36 @@ class Result:
     train_loss: jax.Array
     train_accuracy: jax.Array
     test_accuracy: jax.Array
+    wire: "WireRecord | None" = None
 
     @property
     def final_test_accuracy(self) -> jax.Array:
         return self.test_accuracy[..., -1]
+
+
+@struct.dataclass
+class WireRecord:
+    """What the passive parties received, batch by batch (config `record_wire`).
+
+    `indices[e, b]` are the training-sample indices of batch b of recorded epoch e, and
+    `messages[k][e, b]` the (batch_size, d) messages passive party k received for them. With
+    `record_wire="last"` only the final epoch is kept (e has length 1). Within one epoch (as
+    `run_epoch` returns it) the epoch axis is absent.
+    """
+
+    indices: jax.Array
+    messages: tuple
+
+    def per_sample(self, num_samples: int, epoch: int = -1) -> tuple[jax.Array, jax.Array]:
+        """Party 0's messages of one recorded epoch in sample order, and which samples were seen.
+
+        Samples left out by the epoch's last partial batch have zero messages and `seen=False`.
+        """
+        idx = self.indices[epoch].reshape(-1)
+        msgs = self.messages[0][epoch].reshape(idx.shape[0], -1)
+        out = jnp.zeros((num_samples, msgs.shape[-1]), msgs.dtype).at[idx].set(msgs)
+        seen = jnp.zeros((num_samples,), bool).at[idx].set(True)
+        return out, seen
 
 
 class Trainer(NamedTuple):
@@ -46,9 +72,9 @@ class Trainer(NamedTuple):
     config: TrainConfig
     init: Callable          # (key, data) -> TrainState
     draw_epoch: Callable    # (state, data) -> (state, indices (num_batches, batch_size))
-    step_on_indices: Callable  # (state, data, indices (batch_size,)) -> (state, metrics)
+    step_on_indices: Callable  # (state, data, indices (batch_size,)) -> (state, metrics, messages)
     summarize: Callable     # (stacked step metrics, test accuracy) -> epoch metrics
-    run_epoch: Callable     # (state, data) -> (state, epoch metrics)
+    run_epoch: Callable     # (state, data) -> (state, epoch metrics, WireRecord of it or None)
     evaluate: Callable      # (state, xs, y, data) -> accuracy
     train: Callable         # (key, data) -> Result
 
@@ -84,8 +110,7 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
     def step_on_indices(state: TrainState, data: VFLData, indices: jax.Array):
         step = make_train_step(model_for(data), opts, config.defense)
         batch = Batch(x=tuple(x[indices] for x in data.train_x), y=data.train_y[indices])
-        state, metrics, _ = step(state, batch)
-        return state, metrics
+        return step(state, batch)
 
     def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:
         model = model_for(data)
@@ -107,19 +132,41 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
                 "train_accuracy": jnp.mean(step_metrics["accuracy"]),
                 "test_accuracy": test_accuracy}
 
+    recording = config.record_wire != "none"
+
     def run_epoch(state: TrainState, data: VFLData):
         state, indices = draw_epoch(state, data)
-        state, step_metrics = jax.lax.scan(
-            lambda s, i: step_on_indices(s, data, i), state, indices)
-        return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data))
+
+        def body(s, i):
+            s, metrics, messages = step_on_indices(s, data, i)
+            return s, (metrics, messages if recording else None)
+
+        state, (step_metrics, messages) = jax.lax.scan(body, state, indices)
+        wire = WireRecord(indices=indices, messages=messages) if recording else None
+        return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data)), wire
 
     def train(key: jax.Array, data: VFLData) -> Result:
         state = init(key, data)
-        state, history = jax.lax.scan(lambda s, _: run_epoch(s, data), state, None,
-                                      length=config.epochs)
+        if config.record_wire == "last":
+            blank = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                 jax.eval_shape(run_epoch, state, data)[2])
+
+            def epoch(carry, _):
+                s, metrics, wire = run_epoch(carry[0], data)
+                return (s, wire), metrics
+
+            (state, wire), history = jax.lax.scan(epoch, (state, blank), None,
+                                                  length=config.epochs)
+            wire = jax.tree.map(lambda a: a[None], wire)
+        else:
+            def epoch(s, _):
+                s, metrics, wire = run_epoch(s, data)
+                return s, (metrics, wire)
+
+            state, (history, wire) = jax.lax.scan(epoch, state, None, length=config.epochs)
         return Result(state=state, train_loss=history["train_loss"],
                       train_accuracy=history["train_accuracy"],
-                      test_accuracy=history["test_accuracy"])
+                      test_accuracy=history["test_accuracy"], wire=wire)
 
     return Trainer(config=config, init=init, draw_epoch=draw_epoch,
                    step_on_indices=step_on_indices, summarize=summarize, run_epoch=run_epoch,
