@@ -18,6 +18,15 @@ PRESETS = {
 }
 
 
+# The attacker's known labels (DESIGN §7: 20 for breast_cancer, 40 for ten classes).
+KNOWN_LABELS = {"breast_cancer": 20, "digits": 40}
+
+
+def known_labels_for(dataset: str, num_classes: int) -> int:
+    """DESIGN §7's known labels for `dataset`; 4 per class for data sets it does not list."""
+    return KNOWN_LABELS.get(dataset, 4 * num_classes)
+
+
 def preset_config(dataset: str, **overrides) -> TrainConfig:
     """The preset of `dataset` (DESIGN defaults where it has none) with `overrides` applied."""
     return TrainConfig(**{**PRESETS.get(dataset, {}), **overrides})

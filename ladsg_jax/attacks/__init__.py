@@ -1,0 +1,1 @@
+"""Label inference attacks (DESIGN §4)."""

@@ -1,0 +1,86 @@
+"""Embedding clustering (after Sun et al. 2022).
+
+The attacker clusters what it holds per sample — the embeddings it computes with its own
+trained bottom model, or the gradient messages it received — and names the clusters with a
+few known labels. After Sun et al. 2022 ("Label leakage from gradients in common federated
+learning"; "Defending against reconstruction attack in vertical federated learning"), who
+observe that both embeddings and gradients cluster by label.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from ladsg_jax.errors import ConfigError
+
+
+def standardize(features) -> np.ndarray:
+    """Features (N, ...) flattened to (N, F), each column centred and scaled to unit variance
+    (constant columns are only centred)."""
+    features = np.asarray(features, np.float64).reshape(len(features), -1)
+    std = features.std(axis=0)
+    return (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def known_class_means(features, known_indices, known_labels, num_classes: int):
+    """Mean feature of the known samples of each class: (means (C, F), present (C,) bool)."""
+    known_features = features[known_indices]
+    means = np.zeros((num_classes, features.shape[1]))
+    present = np.zeros(num_classes, bool)
+    for label in np.unique(known_labels):
+        means[label] = known_features[known_labels == label].mean(axis=0)
+        present[label] = True
+    return means, present
+
+
+def map_clusters_to_classes(cluster_ids, centres, features, known_indices, known_labels,
+                            num_classes: int) -> np.ndarray:
+    """Class of each cluster: the majority known label of the cluster (ties to the smaller
+    label), or, for a cluster without known samples, the class whose known-sample mean lies
+    nearest to the cluster centre."""
+    means, present = known_class_means(features, known_indices, known_labels, num_classes)
+    candidates = np.flatnonzero(present)
+    known_clusters = cluster_ids[known_indices]
+    classes = np.empty(len(centres), int)
+    for cluster, centre in enumerate(centres):
+        labels_here = known_labels[known_clusters == cluster]
+        if labels_here.size:
+            classes[cluster] = np.bincount(labels_here, minlength=num_classes).argmax()
+        else:
+            distances = np.linalg.norm(means[candidates] - centre, axis=1)
+            classes[cluster] = candidates[distances.argmin()]
+    return classes
+
+
+def cluster_attack(features, known_indices, known_labels, num_classes: int,
+                   seed: int = 0) -> np.ndarray:
+    """Predicted labels (N,) of every sample from clustering its features (after Sun et al.
+    2022).
+
+    features: (N, ...) what the attacker holds per sample — embeddings from its own bottom
+    model or received messages. known_indices / known_labels: the few samples whose labels it
+    knows. Standardizes the features, runs k-means with `num_classes` clusters (n_init=10,
+    random_state=seed), and names each cluster with `map_clusters_to_classes`.
+    """
+    known_indices = np.asarray(known_indices, int).reshape(-1)
+    known_labels = np.asarray(known_labels, int).reshape(-1)
+    if known_labels.size == 0:
+        raise ConfigError("known_labels", "empty; allowed: at least one known label")
+    if known_indices.size != known_labels.size:
+        raise ConfigError("known_labels", f"{known_labels.size} labels for "
+                                          f"{known_indices.size} indices; allowed: one per index")
+    if known_labels.min() < 0 or known_labels.max() >= num_classes:
+        raise ConfigError("known_labels", f"values outside 0..{num_classes - 1}; "
+                                          f"allowed: 0 to {num_classes - 1}")
+    features = standardize(features)
+    if known_indices.min() < 0 or known_indices.max() >= len(features):
+        raise ConfigError("known_indices", f"outside 0..{len(features) - 1}; "
+                                           f"allowed: 0 to {len(features) - 1}")
+    if len(features) < num_classes:
+        raise ConfigError("features", f"{len(features)} samples for {num_classes} clusters; "
+                                      f"allowed: at least {num_classes} samples")
+    kmeans = KMeans(n_clusters=num_classes, n_init=10, random_state=seed).fit(features)
+    cluster_ids = kmeans.labels_
+    classes = map_clusters_to_classes(cluster_ids, kmeans.cluster_centers_, features,
+                                      known_indices, known_labels, num_classes)
+    return classes[cluster_ids]

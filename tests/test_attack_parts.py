@@ -1,0 +1,100 @@
+"""The attacks' parts on cases with hand-derived answers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ladsg_jax.attacks.completion import linear_rampup, mixmatch_loss, mixup, sharpen
+from ladsg_jax.attacks.direct import direct_label_inference
+from ladsg_jax.attacks.known import select_known_labels
+from ladsg_jax.attacks.malicious import malicious_sgd
+from ladsg_jax.attacks.registry import check_fits
+from ladsg_jax.errors import ConfigError
+
+
+def test_direct_inference_reads_the_negative_entry():
+    messages = jnp.array([[0.1, -0.3, 0.2],       # label 1
+                          [-0.5, 0.2, 0.3],       # label 0
+                          [0.2, -0.1, -0.4],      # two negatives: first is 1, argmin is 2
+                          [0.3, 0.1, 0.2]])       # none negative: falls back to argmin 1
+    np.testing.assert_array_equal(direct_label_inference(messages), [1, 0, 1, 1])
+    np.testing.assert_array_equal(direct_label_inference(messages, "argmin"), [1, 0, 2, 1])
+
+
+def test_direct_inference_is_exact_on_softmax_cross_entropy_messages():
+    key = jax.random.key(0)
+    logits = jax.random.normal(key, (64, 10))
+    labels = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+    messages = jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(
+        z, labels).mean())(logits)
+    np.testing.assert_array_equal(direct_label_inference(messages), labels)
+
+
+def test_malicious_sgd_scales_steps_by_the_clamped_ratio():
+    lr, mu = 0.1, 0.5
+    opt = malicious_sgd(lr, momentum=mu, gamma=1.0)
+    params = {"w": jnp.array([1.0, 1.0, 1.0])}
+    state = opt.init(params)
+    g1 = {"w": jnp.array([1.0, 1.0, 1.0])}
+    u1, state = opt.update(g1, state, params)
+    np.testing.assert_allclose(u1["w"], [-0.1, -0.1, -0.1])          # first step: plain SGD
+    g2 = {"w": jnp.array([1.0, -3.0, 10.0])}
+    u2, state = opt.update(g2, state, params)
+    # b2 = 0.5·1 + g2 = [1.5, -2.5, 10.5]; ratio = 1 + b2/b1 = [2.5, -1.5 → 1, 11.5 → 5]
+    b2 = np.array([1.5, -2.5, 10.5])
+    np.testing.assert_allclose(u2["w"], -lr * b2 * np.array([2.5, 1.0, 5.0]), rtol=1e-5)
+    honest = optax.sgd(lr, momentum=mu)
+    h_state = honest.init(params)
+    _, h_state = honest.update(g1, h_state)
+    h2, _ = honest.update(g2, h_state)
+    assert float(jnp.abs(u2["w"]).sum()) > float(jnp.abs(h2["w"]).sum())
+
+
+def test_malicious_sgd_adds_weight_decay_to_the_gradient():
+    opt = malicious_sgd(1.0, momentum=0.0, weight_decay=0.1)
+    params = {"w": jnp.array([2.0])}
+    update, _ = opt.update({"w": jnp.array([0.0])}, opt.init(params), params)
+    np.testing.assert_allclose(update["w"], [-0.2])
+
+
+def test_sharpen_mixup_rampup_and_loss():
+    p = jnp.array([[0.6, 0.4]])
+    # T = 0.5: p² renormalized = [0.36, 0.16] / 0.52
+    np.testing.assert_allclose(sharpen(p, 0.5), [[0.36 / 0.52, 0.16 / 0.52]], rtol=1e-6)
+    np.testing.assert_allclose(sharpen(p, 1.0), p, rtol=1e-6)
+    x = jnp.arange(8.0).reshape(4, 2)
+    probs = jax.nn.one_hot(jnp.arange(4) % 2, 2)
+    mixed_x, mixed_p, lam = mixup(jax.random.key(3), x, probs, 0.75)
+    assert float(lam) >= 0.5
+    # each mixed sample is λ·itself + (1−λ)·some sample: its targets stay λ-dominated
+    assert bool(jnp.all(jnp.max(mixed_p, axis=-1) >= 0.5))
+    np.testing.assert_allclose(mixed_p.sum(-1), 1.0, rtol=1e-6)
+    assert float(linear_rampup(jnp.array(50), 100)) == 0.5
+    assert float(linear_rampup(jnp.array(300), 100)) == 1.0
+    logits = jnp.zeros((1, 2))
+    # CE of uniform logits is log 2; MSE of [0.5,0.5] against [1,0] is 0.25
+    loss = mixmatch_loss(logits, jnp.array([[1.0, 0.0]]), logits, jnp.array([[1.0, 0.0]]), 2.0)
+    np.testing.assert_allclose(loss, np.log(2) + 2.0 * 0.25, rtol=1e-6)
+
+
+def test_known_labels_are_even_per_class():
+    labels = np.repeat(np.arange(4), 25)
+    idx = select_known_labels(labels, 10, 4, seed=0)
+    counts = np.bincount(labels[idx], minlength=4)
+    assert counts.sum() == 10 and counts.min() == 2 and counts.max() == 3
+    assert len(set(idx.tolist())) == 10
+    with pytest.raises(ConfigError, match="known_labels: 3 known labels for 4 classes"):
+        select_known_labels(labels, 3, 4)
+    with pytest.raises(ConfigError, match="known_labels: class 1 has 1 training samples"):
+        select_known_labels(np.array([0, 0, 0, 1, 2, 2, 2]), 6, 3)
+
+
+def test_attacks_that_do_not_fit_the_setting_are_named():
+    with pytest.raises(ConfigError, match="top_model: the direct attack needs top_model 'none'"):
+        check_fits("direct", "mlp", 10)
+    with pytest.raises(ConfigError, match="norm_scoring scores messages for a binary task"):
+        check_fits("norm_scoring", "mlp", 10)
+    with pytest.raises(ConfigError, match="attack: unknown value 'guess'; allowed: .*hybrid"):
+        check_fits("guess", "mlp", 10)
+    check_fits("passive_mc", "mlp", 10)
