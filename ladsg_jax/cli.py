@@ -1,6 +1,7 @@
-"""`ladsg-jax`: train VFL runs over seeds and run the demo.
+"""`ladsg-jax`: train VFL runs over seeds, attack them, and run the demo.
 
     ladsg-jax train --dataset digits --parties 2 --epochs 30 --seeds 3
+    ladsg-jax attack --attack passive_mc --dataset digits --seeds 5
     ladsg-jax demo
 
 Bad input ends with one line `ladsg-jax: error: FIELD: ...` on stderr and exit status 2.
@@ -15,12 +16,25 @@ import time
 from ladsg_jax import data as datasets
 from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.errors import ConfigError, unknown
-from ladsg_jax.presets import preset_config
+from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import write_json_atomic
-from ladsg_jax.session import train_seeds
+from ladsg_jax.session import config_record, train_seeds
 
 DEMO_DATASETS = ("breast_cancer", "digits")
 DEMO_SEEDS = 5
+# The demo's attack columns, grouped by the run each reads: top model "mlp" (honest),
+# top model "none" (honest: the direct setting), and party 0 on the malicious optimizer.
+DEMO_ATTACKS = {
+    "mlp": ("passive_mc", "raw_mc", "norm_scoring", "direction_scoring", "cluster_embeddings",
+            "cluster_messages"),
+    "none": ("direct", "direct_argmin", "inversion", "inversion_head"),
+    "malicious": ("active_mc",),
+}
+DEMO_COLUMNS = (("direct", "direct"), ("direct_argmin", "argmin"), ("passive_mc", "passive"),
+                ("active_mc", "active"), ("raw_mc", "raw"), ("norm_scoring", "norm"),
+                ("direction_scoring", "direction"), ("cluster_embeddings", "clust-emb"),
+                ("cluster_messages", "clust-msg"), ("inversion", "invert"),
+                ("inversion_head", "invert+head"))
 
 # CLI flag -> TrainConfig field, for flags that override the data set's preset.
 CONFIG_FLAGS = {
@@ -79,6 +93,16 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_attack_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--known-labels", type=int,
+                        help="labels the attacker knows (default per data set, DESIGN §7)")
+    parser.add_argument("--mc-steps", type=int, default=2000,
+                        help="MixMatch fine-tuning steps of model completion (default 2000)")
+    parser.add_argument("--finetune-bottom", action="store_true",
+                        help="model completion also trains the bottom (default: head only, "
+                             "as Fu et al.'s released code runs)")
+
+
 def config_from_args(args: argparse.Namespace):
     overrides = {}
     for flag, field in CONFIG_FLAGS.items():
@@ -118,33 +142,97 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_table(records: list[dict]) -> str:
-    header = f"{'dataset':<14} {'parties':>7} {'epochs':>6} {'seeds':>5}  {'MP (test acc)':<17} {'time':>7}"
+def attack_settings(args: argparse.Namespace, dataset: str, num_classes: int):
+    from ladsg_jax.attacks.completion import MixMatchConfig
+    from ladsg_jax.attacks.suite import AttackSettings
+
+    known = args.known_labels or known_labels_for(dataset, num_classes)
+    mixmatch = MixMatchConfig(steps=args.mc_steps, finetune_bottom=args.finetune_bottom)
+    return AttackSettings(known_labels=known, mixmatch=mixmatch)
+
+
+def command_attack(args: argparse.Namespace) -> int:
+    from ladsg_jax.attacks.registry import ATTACKS, attack_spec
+    from ladsg_jax.attacks.suite import hybrid_attacks, run_attacks
+
+    check_counts(args)
+    names = args.attack
+    hybrid = names == ["hybrid"]
+    if not hybrid:
+        for name in names:
+            attack_spec(name)
+    if args.top_model is None and not hybrid and any(ATTACKS[n].needs_sum_top for n in names):
+        args.top_model = "none"          # the direct attack's setting, unless told otherwise
+    config = config_from_args(args)
+    data = load_data(args)
+    if hybrid:
+        names = hybrid_attacks(config.top_model, data.num_classes)
+    settings = attack_settings(args, data.name, data.num_classes)
+    start = time.perf_counter()
+    report = run_attacks(config, data, names, args.seeds, args.seed, settings, hybrid=hybrid,
+                         progress=False if args.no_progress else f"attack {data.name}")
+    report.update(dataset=data.name, config=config_record(config), num_seeds=args.seeds,
+                  finetune_bottom=args.finetune_bottom, wall_s=time.perf_counter() - start)
+    name = args.name or f"attack-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), report)
+    mp = report["main_task"]
+    print(f"{data.name}: main-task accuracy {mp['mean']:.3f} ± {mp['std']:.3f}"
+          f"{' (hybrid: party 0 on the malicious optimizer)' if hybrid else ''}")
+    for attack, r in report["attacks"].items():
+        print(f"  {attack:<20} {r['metric']:<5} {r['mean']:.3f} ± {r['std']:.3f}")
+    print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
+          f"{report['wall_s']:.1f} s; wrote {path}")
+    return 0
+
+
+def cell(record: dict | None) -> str:
+    return "n/a" if record is None else f"{record['mean']:.2f}±{record['std']:.2f}"
+
+
+def demo_table(rows: list[dict]) -> str:
+    width = 12
+    header = f"{'dataset':<14}{'MP':>{width}}" + "".join(f"{label:>{width}}"
+                                                        for _, label in DEMO_COLUMNS)
     lines = [header, "-" * len(header)]
-    for r in records:
-        acc = r["test_accuracy"]
-        lines.append(f"{r['dataset']:<14} {r['num_parties']:>7} {r['config']['epochs']:>6} "
-                     f"{r['num_seeds']:>5}  {acc['mean']:.3f} ± {acc['std']:.3f}     "
-                     f"{r['timing']['wall_s']:>6.1f}s")
+    for row in rows:
+        lines.append(f"{row['dataset']:<14}{cell(row['main_task']):>{width}}" + "".join(
+            f"{cell(row['attacks'].get(name)):>{width}}" for name, _ in DEMO_COLUMNS))
     return "\n".join(lines)
 
 
 def command_demo(args: argparse.Namespace) -> int:
+    from ladsg_jax.attacks.registry import ATTACKS
+    from ladsg_jax.attacks.suite import run_attacks
+
     check_counts(args)
     start = time.perf_counter()
-    records = []
-    for name in DEMO_DATASETS:
-        args.dataset = name
-        config = config_from_args(args)
+    rows = []
+    for dataset in DEMO_DATASETS:
+        args.dataset = dataset
         data = load_data(args)
-        records.append(train_seeds(config, data, args.seeds, args.seed,
-                                   progress=False if args.no_progress else f"demo {name}"))
+        settings = attack_settings(args, dataset, data.num_classes)
+        row = {"dataset": dataset, "attacks": {}, "runs": {}}
+        for group, names in DEMO_ATTACKS.items():
+            names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)]
+            args.top_model = "none" if group == "none" else "mlp"
+            config = config_from_args(args)
+            report = run_attacks(config, data, names, args.seeds, args.seed, settings,
+                                 progress=False if args.no_progress else f"demo {dataset} {group}")
+            row["runs"][group] = {"main_task": report["main_task"],
+                                  "config": config_record(config)}
+            row["attacks"].update(report["attacks"])
+        row["main_task"] = row["runs"]["mlp"]["main_task"]
+        rows.append(row)
     wall = time.perf_counter() - start
     path = write_json_atomic(os.path.join(args.runs_dir, args.name or "demo", "result.json"),
-                             {"records": records, "wall_s": wall})
-    print(demo_table(records))
-    print(f"\nno defense, {args.parties} parties; MP = main-task test accuracy, mean ± std over "
-          f"seeds; {wall:.1f} s in all; wrote {path}")
+                             {"rows": rows, "seeds": args.seeds, "wall_s": wall})
+    print(demo_table(rows))
+    print(f"\nNo defense, {args.parties} parties, mean±std over {args.seeds} seeds. MP: main-task "
+          "test accuracy (top model mlp). Attack success: direct/argmin: top-1 on the last "
+          "epoch's messages (top model none); passive/active/raw: model completion with "
+          "MixMatch, F1 (binary) or top-1 on the test set, raw = fresh bottom on raw features; "
+          "norm/direction: leak AUC per batch; clust-emb/clust-msg: k-means top-1; "
+          f"invert(+head): gradient inversion top-1. {wall:.1f} s in all; wrote {path}")
     return 0
 
 
@@ -155,8 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_flags(train)
     train.add_argument("--name", help="run name (default DATASET-kK-TIME)")
     train.set_defaults(handler=command_train)
+    attack = sub.add_parser("attack", help="train, attack, and score the attacks over seeds")
+    add_training_flags(attack)
+    add_attack_flags(attack)
+    attack.add_argument("--attack", nargs="+", required=True,
+                        help="attack names (see `ladsg_jax.attacks.registry`), or hybrid")
+    attack.add_argument("--name", help="run name (default attack-DATASET-TIME)")
+    attack.set_defaults(handler=command_attack, seeds=5)
     demo = sub.add_parser("demo", help="the main job on the built-in data, as a table")
     add_training_flags(demo)
+    add_attack_flags(demo)
     demo.set_defaults(seeds=DEMO_SEEDS)
     demo.add_argument("--name", help="run name (default demo)")
     demo.set_defaults(handler=command_demo)

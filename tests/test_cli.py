@@ -25,13 +25,47 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
 
 
 def test_demo_prints_the_table(tmp_path, capsys):
-    code = main(["demo", "--epochs", "2", "--seeds", "2", "--runs-dir", str(tmp_path),
-                 "--no-progress"])
+    code = main(["demo", "--epochs", "2", "--seeds", "2", "--mc-steps", "20",
+                 "--runs-dir", str(tmp_path), "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["dataset", "MP", "direct", "argmin"] and "active" in header
     assert "breast_cancer" in out and "digits" in out and "±" in out
     record = json.loads((tmp_path / "demo" / "result.json").read_text())
-    assert [r["dataset"] for r in record["records"]] == ["breast_cancer", "digits"]
+    assert [r["dataset"] for r in record["rows"]] == ["breast_cancer", "digits"]
+    digits = record["rows"][1]
+    assert "norm_scoring" not in digits["attacks"]            # binary only: n/a on digits
+    assert digits["attacks"]["direct"]["mean"] > 0.9
+    assert digits["runs"]["none"]["config"]["top_model"] == "none"
+
+
+def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):
+    code = main(["attack", "--attack", "direct", "direct_argmin", "--dataset", "digits",
+                 "--epochs", "2", "--seeds", "2", "--runs-dir", str(tmp_path), "--name", "a",
+                 "--no-progress"])
+    assert code == 0
+    report = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert report["config"]["top_model"] == "none"
+    assert report["attacks"]["direct"]["per_seed"] == [1.0, 1.0]
+    assert "direct_argmin" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attack", "direct", "--top-model", "mlp"],
+     "top_model: the direct attack needs top_model 'none'"),
+    (["--attack", "mind_reading"], "attack: unknown value 'mind_reading'; allowed: "),
+    (["--attack", "norm_scoring"], "norm_scoring scores messages for a binary task"),
+    (["--attack", "passive_mc", "--known-labels", "3"],
+     "known_labels: 3 known labels for 10 classes"),
+    (["--attack", "passive_mc", "--mc-steps", "0"], "mixmatch.steps: must be a positive"),
+])
+def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    code = main(["attack", "--dataset", "digits", "--epochs", "1", "--seeds", "1",
+                 "--runs-dir", str(tmp_path), "--no-progress", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -12,8 +12,10 @@ array_record files, read back as random-access sources without TensorFlow.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import sys
 from importlib import resources
 
 import numpy as np
@@ -172,7 +174,9 @@ def read_prepared(name: str, data_dir: str, source: str | None = None) -> dict:
                                               "data_dir")
     else:
         tfds.disable_progress_bar()
-        builder.download_and_prepare()
+        # TFDS announces the preparation on stdout; keep stdout for our own results.
+        with contextlib.redirect_stdout(sys.stderr):
+            builder.download_and_prepare()
         with open(marker, "w") as f:
             f.write(digest)
     out = {"num_classes": cls.NUM_CLASSES}
