@@ -65,17 +65,6 @@ def attacker_view(result: Result, seed_index: int, data: VFLData, known_idx) -> 
                         known_y=jnp.asarray(data.train_y)[known_idx])
 
 
-def completion_score(logits, labels, num_classes: int) -> tuple[str, float]:
-    """Fu et al.'s score of a completed model: F1 for two classes, top-5 for 100 or more,
-    else top-1."""
-    logits, labels = np.asarray(logits), np.asarray(labels)
-    if num_classes == 2:
-        return "f1", metrics.f1(logits.argmax(-1), labels)
-    if num_classes >= 100:
-        return "top5", metrics.topk_accuracy(logits, labels, 5)
-    return "top1", metrics.top1_accuracy(logits.argmax(-1), labels)
-
-
 def norm_orientation(norms, indices, known_idx, known_y) -> float:
     """+1 or −1: the sign that makes the attacker's own known samples score as positives.
 
@@ -151,9 +140,9 @@ class AttackRunner:
                 variables = self.complete(key, view.bottom_params, view.train_x, view.known_idx,
                                           view.known_y)
                 predict = self.predict
-            metric, test_score = completion_score(predict(variables, view.test_x), test_y,
+            metric, test_score = metrics.main_score(predict(variables, view.test_x), test_y,
                                                   data.num_classes)
-            _, train_score = completion_score(predict(variables, view.train_x), train_y,
+            _, train_score = metrics.main_score(predict(variables, view.train_x), train_y,
                                               data.num_classes)
             return {"metric": metric, "score": test_score, "train_score": train_score}
         if name == "norm_scoring":
