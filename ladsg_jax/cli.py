@@ -21,7 +21,8 @@ from ladsg_jax.results import write_json_atomic
 from ladsg_jax.session import config_record, train_seeds
 
 DEMO_DATASETS = ("breast_cancer", "digits")
-DEMO_SEEDS = 5
+DEMO_SEEDS = 3
+DEMO_DEFENSES = ("none", "ladsg")
 # The demo's attack columns, grouped by the run each reads: top model "mlp" (honest),
 # top model "none" (honest: the direct setting), and party 0 on the malicious optimizer.
 DEMO_ATTACKS = {
@@ -110,7 +111,7 @@ def config_from_args(args: argparse.Namespace):
         if value is not None:
             overrides[field] = tuple(value) if isinstance(value, list) else value
     overrides["num_parties"] = args.parties
-    overrides["defense"] = make_defense(args.defense)
+    overrides["defense"] = make_defense(args.defense, **getattr(args, "defense_options", {}))
     return preset_config(args.dataset, **overrides)
 
 
@@ -191,43 +192,53 @@ def cell(record: dict | None) -> str:
 
 def demo_table(rows: list[dict]) -> str:
     width = 12
-    header = f"{'dataset':<14}{'MP':>{width}}" + "".join(f"{label:>{width}}"
-                                                        for _, label in DEMO_COLUMNS)
+    header = f"{'dataset':<14}{'defense':<8}{'MP':>{width}}" + "".join(
+        f"{label:>{width}}" for _, label in DEMO_COLUMNS)
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row['dataset']:<14}{cell(row['main_task']):>{width}}" + "".join(
+        lines.append(f"{row['dataset']:<14}{row['defense']:<8}{cell(row['main_task']):>{width}}"
+                     + "".join(
             f"{cell(row['attacks'].get(name)):>{width}}" for name, _ in DEMO_COLUMNS))
     return "\n".join(lines)
 
 
 def command_demo(args: argparse.Namespace) -> int:
     from ladsg_jax.attacks.registry import ATTACKS
-    from ladsg_jax.attacks.suite import run_attacks
+    from ladsg_jax.attacks.suite import AttackRunner, run_attacks
 
     check_counts(args)
     start = time.perf_counter()
     rows = []
+    defenses = DEMO_DEFENSES if args.defense is None else ("none", args.defense)
     for dataset in DEMO_DATASETS:
         args.dataset = dataset
         data = load_data(args)
         settings = attack_settings(args, dataset, data.num_classes)
-        row = {"dataset": dataset, "attacks": {}, "runs": {}}
-        for group, names in DEMO_ATTACKS.items():
-            names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)]
-            args.top_model = "none" if group == "none" else "mlp"
-            config = config_from_args(args)
-            report = run_attacks(config, data, names, args.seeds, args.seed, settings,
-                                 progress=False if args.no_progress else f"demo {dataset} {group}")
-            row["runs"][group] = {"main_task": report["main_task"],
-                                  "config": config_record(config)}
-            row["attacks"].update(report["attacks"])
-        row["main_task"] = row["runs"]["mlp"]["main_task"]
-        rows.append(row)
+        args.top_model, args.defense = "mlp", "none"
+        attack_runner = AttackRunner(config_from_args(args), data, settings)
+        for defense in defenses:
+            args.defense = defense
+            row = {"dataset": dataset, "defense": defense, "attacks": {}, "runs": {}}
+            for group, names in DEMO_ATTACKS.items():
+                names = [n for n in names
+                         if not (ATTACKS[n].binary_only and data.num_classes != 2)]
+                args.top_model = "none" if group == "none" else "mlp"
+                config = config_from_args(args)
+                label = f"demo {dataset} {defense} {group}"
+                report = run_attacks(config, data, names, args.seeds, args.seed, settings,
+                                     progress=False if args.no_progress else label,
+                                     attack_runner=attack_runner)
+                row["runs"][group] = {"main_task": report["main_task"],
+                                      "config": config_record(config)}
+                row["attacks"].update(report["attacks"])
+            row["main_task"] = row["runs"]["mlp"]["main_task"]
+            rows.append(row)
     wall = time.perf_counter() - start
     path = write_json_atomic(os.path.join(args.runs_dir, args.name or "demo", "result.json"),
                              {"rows": rows, "seeds": args.seeds, "wall_s": wall})
     print(demo_table(rows))
-    print(f"\nNo defense, {args.parties} parties, mean±std over {args.seeds} seeds. MP: main-task "
+    print(f"\n{args.parties} parties, mean±std over {args.seeds} seeds; ladsg: LADSG's default "
+          "configuration (ladsg_jax/defenses/ladsg.py). MP: main-task "
           "test accuracy (top model mlp). Attack success: direct/argmin: top-1 on the last "
           "epoch's messages (top model none); passive/active/raw: model completion with "
           "MixMatch, F1 (binary) or top-1 on the test set, raw = fresh bottom on raw features; "
@@ -253,16 +264,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on the built-in data, as a table")
     add_training_flags(demo)
     add_attack_flags(demo)
-    demo.set_defaults(seeds=DEMO_SEEDS)
+    demo.set_defaults(seeds=DEMO_SEEDS, defense=None)
     demo.add_argument("--name", help="run name (default demo)")
     demo.set_defaults(handler=command_demo)
     return parser
 
 
+def parse_defense_options(extra: list[str]) -> dict:
+    """`--defense.NAME VALUE` (or `--defense.NAME=VALUE`) pairs, values as strings."""
+    options, i = {}, 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--defense."):
+            raise ConfigError("arguments", f"unrecognized {token!r}; defense options are "
+                                           "written --defense.NAME VALUE")
+        key = token[len("--defense."):]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(extra):
+                raise ConfigError(f"defense.{key}", "needs a value")
+            value, i = extra[i + 1], i + 2
+        options[key.replace("-", "_")] = value
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     try:
+        args.defense_options = parse_defense_options(extra)
         return args.handler(args)
     except ConfigError as err:
         print(f"ladsg-jax: error: {err}", file=sys.stderr)

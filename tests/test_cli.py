@@ -30,11 +30,14 @@ def test_demo_prints_the_table(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header[:4] == ["dataset", "MP", "direct", "argmin"] and "active" in header
+    assert header[:5] == ["dataset", "defense", "MP", "direct", "argmin"] and "active" in header
+    assert [line.split()[1] for line in out.splitlines()[2:6]] == ["none", "ladsg"] * 2
     assert "breast_cancer" in out and "digits" in out and "±" in out
     record = json.loads((tmp_path / "demo" / "result.json").read_text())
-    assert [r["dataset"] for r in record["rows"]] == ["breast_cancer", "digits"]
-    digits = record["rows"][1]
+    assert [(r["dataset"], r["defense"]) for r in record["rows"]] == [
+        ("breast_cancer", "none"), ("breast_cancer", "ladsg"), ("digits", "none"),
+        ("digits", "ladsg")]
+    digits = record["rows"][2]
     assert "norm_scoring" not in digits["attacks"]            # binary only: n/a on digits
     assert digits["attacks"]["direct"]["mean"] > 0.9
     assert digits["runs"]["none"]["config"]["top_model"] == "none"
@@ -77,7 +80,11 @@ def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (["--shares", "1", "2", "3"], "shares: 3 shares for 2 parties"),
     (["--optimizer", "lion"], "optimizer: unknown value 'lion'; allowed: adam, sgd"),
     (["--bottom", "vit"], "bottom: unknown value 'vit'"),
-    (["--defense", "magic"], "defense: unknown value 'magic'; allowed: none"),
+    (["--defense", "magic"], "defense: unknown value 'magic'; allowed: ladsg, none"),
+    (["--defense", "ladsg", "--defense.epsilon", "0.9"], "defense.ladsg.epsilon: must be in"),
+    (["--defense", "ladsg", "--defense.rho", "high"], "defense.ladsg.rho: expected a number"),
+    (["--defense.mode"], "defense.mode: needs a value"),
+    (["--frobnicate"], "arguments: unrecognized '--frobnicate'"),
     (["--seeds", "0"], "seeds: must be a positive integer, got 0"),
     (["--data-option", "source"], "data-option: expected KEY=VALUE"),
 ])

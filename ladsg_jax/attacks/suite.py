@@ -212,18 +212,21 @@ def hybrid_attacks(top_model: str, num_classes: int) -> list[str]:
 
 def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seeds: int = 5,
                 seed: int = 0, settings: AttackSettings = AttackSettings(),
-                hybrid: bool = False, progress: bool | str = False) -> dict:
+                hybrid: bool = False, progress: bool | str = False,
+                attack_runner: "AttackRunner | None" = None) -> dict:
     """Trains what the attacks need (an honest run, a malicious one) and scores each attack.
 
     With `hybrid=True` there is one run, with party 0 on the malicious optimizer, and every
     attack reads it. Returns `{"main_task": {...}, "attacks": {name: {"metric", "per_seed",
     "mean", "std"}}}`; `main_task` is the test accuracy of the honest run (of the malicious
-    one when there is no honest run).
+    one when there is no honest run). Pass an `attack_runner` built for the same bottom model,
+    data and settings to reuse its compiled attacks across calls.
     """
     for name in attacks:
         check_fits(name, config.top_model, data.num_classes)
     known_idx = select_known_labels(data.train_y, settings.known_labels, data.num_classes, seed)
     needs = {"malicious"} if hybrid else {ATTACKS[name].training for name in attacks}
+    needs = needs or {"honest"}
     runs = {}
     if needs & {"honest", "none"}:
         runs["honest"] = train_for_attacks(config, data, num_seeds, seed, False,
@@ -231,7 +234,7 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     if "malicious" in needs:
         runs["malicious"] = train_for_attacks(config, data, num_seeds, seed, True,
                                               settings.malicious_gamma, progress=progress)
-    runner = AttackRunner(config, data, settings)
+    runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     scores = {name: [] for name in attacks}
     for s in range(num_seeds):
@@ -241,7 +244,8 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
                     else "honest")
             scores[name].append(runner.run(name, views[kind], keys[s]))
     main_run = runs.get("honest", runs.get("malicious"))
-    out = {"main_task": summary(np.asarray(main_run.final_test_accuracy)),
+    main_accuracy = np.asarray(main_run.final_test_accuracy)
+    out = {"main_task": {**summary(main_accuracy), "per_seed": main_accuracy.tolist()},
            "known_labels": int(known_idx.size), "hybrid": hybrid, "attacks": {}}
     if "malicious" in runs:
         out["main_task_malicious"] = summary(np.asarray(runs["malicious"].final_test_accuracy))

@@ -1,20 +1,54 @@
 """Defenses by name: a registry for configs and the CLI."""
 from __future__ import annotations
 
+import dataclasses
+
 from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.ladsg import LADSG
 from ladsg_jax.errors import ConfigError, unknown
 
-DEFENSES: dict[str, type[Defense]] = {"none": Defense}
+DEFENSES: dict[str, type[Defense]] = {"none": Defense, "ladsg": LADSG}
 
 
 def make_defense(name: str, **params) -> Defense:
-    """The defense registered as `name`, with its fields set from `params`."""
+    """The defense registered as `name`, with its fields set from `params`.
+
+    String values (from the command line) are cast to the type of the field's default: a
+    comma-separated list for tuples, int, float, bool; `none` for an optional field.
+    """
     if name not in DEFENSES:
         raise unknown("defense", name, DEFENSES)
+    cls = DEFENSES[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in params.items():
+        if key not in fields:
+            raise unknown(f"defense.{name} option", key, fields)
+        if isinstance(value, str):
+            params[key] = cast_option(f"defense.{name}.{key}", value, fields[key].default)
+    return cls(**params)
+
+
+def cast_option(field: str, value: str, default):
+    """`value` read as the type of `default`."""
+    if value.lower() == "none" and not isinstance(default, str):
+        return None
     try:
-        return DEFENSES[name](**params)
-    except TypeError as err:
-        raise ConfigError(f"defense.{name}", str(err)) from None
+        if isinstance(default, tuple):
+            return tuple(v for v in value.split(",") if v)
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false"):
+                raise ValueError(value)
+            return value.lower() == "true"
+        if isinstance(default, int) or default is None:
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        kind = "a comma-separated list" if isinstance(default, tuple) else (
+            "true or false" if isinstance(default, bool) else
+            "an integer" if isinstance(default, int) or default is None else "a number")
+        raise ConfigError(field, f"expected {kind}, got {value!r}") from None
+    return value
 
 
-__all__ = ["Defense", "DEFENSES", "make_defense"]
+__all__ = ["Defense", "DEFENSES", "LADSG", "make_defense"]

@@ -15,15 +15,28 @@ class Defense:
     Subclasses are frozen (hashable) dataclasses, so a defense is a static argument of the cut's
     `custom_vjp` and of jitted functions; the arrays a hook needs arrive in its arguments.
 
-    - `targets(labels, num_classes)`: the training targets (soft labels) of the active party.
+    - `setup(key, data, config) -> state`: per-run arrays made before training, inside the
+      jitted `init` (LADSG's teacher and candidate sets); kept in `TrainState.defense_state`.
+    - `targets(labels, num_classes, state, index)`: the active party's training targets (soft
+      labels) for the batch's samples (`index`: their positions in the training set).
+    - `cut_context(ctx, top_fn, hs, k)`: the arrays passive party k's cut needs, from the
+      step's `ctx` (`labels`, `targets`, `key`, `index`, `state`), the fixed-parameter top
+      model `top_fn` and the embeddings `hs`.
     - `cut(g, ctx)`: the message sent to a passive party for the true message `g = ∂L/∂h`
-      (shape (B, d)); `ctx` is a dict of arrays (`labels`, `key`, ...).
+      (shape (B, d)).
     """
 
     name: ClassVar[str] = "none"
 
-    def targets(self, labels: jax.Array, num_classes: int) -> jax.Array:
+    def setup(self, key: jax.Array, data, config) -> dict:
+        return {}
+
+    def targets(self, labels: jax.Array, num_classes: int, state: dict,
+                index: jax.Array) -> jax.Array:
         return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+
+    def cut_context(self, ctx: dict, top_fn, hs: tuple, k: int) -> dict:
+        return ctx
 
     def cut(self, g: jax.Array, ctx: dict) -> jax.Array:
         return g

@@ -83,11 +83,19 @@ class VFLModel:
 
     def apply_train(self, params: dict, batch_stats: dict, xs: tuple, wires: tuple,
                     defense: Defense, ctx: dict):
-        """The training forward pass: passive embeddings go through the cut with their wires."""
-        hs = list(self.embeddings(params, xs))
+        """The training forward pass: passive embeddings go through the cut with their wires.
+
+        Each passive party's cut gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn`
+        maps embeddings to logits with the parameters held fixed (a defense may take a VJP of
+        it, as LADSG's decoy substitution does).
+        """
+        hs = self.embeddings(params, xs)
+        fixed = jax.lax.stop_gradient((params, batch_stats))
+        top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
+        cut_hs = list(hs)
         for k in self.passive:
-            hs[k] = cut(defense, hs[k], wires[k], ctx)
-        return self.top(params, batch_stats, tuple(hs), train=True)
+            cut_hs[k] = cut(defense, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
+        return self.top(params, batch_stats, tuple(cut_hs), train=True)
 
     def predict(self, params: dict, batch_stats: dict, xs: tuple) -> jax.Array:
         """Evaluation logits (BatchNorm on its running statistics)."""

@@ -18,11 +18,14 @@ class TrainState:
     opt_state: dict
     key: jax.Array
     step: jax.Array
+    defense_state: dict = struct.field(default_factory=dict)
 
 
 @struct.dataclass
 class Batch:
-    """One batch: each party's feature slice and the active party's labels."""
+    """One batch: each party's feature slice, the active party's labels, and the samples'
+    indices in the training set (for per-sample defense state)."""
 
     x: tuple
     y: jax.Array
+    index: jax.Array | None = None

@@ -20,8 +20,10 @@ def make_train_step(model: VFLModel, optimizers: dict, defense: Defense):
 
     def train_step(state: TrainState, batch: Batch):
         key, cut_key = jax.random.split(state.key)
-        targets = defense.targets(batch.y, model.num_classes)
-        ctx = {"labels": batch.y, "targets": targets, "key": cut_key}
+        index = batch.index if batch.index is not None else jnp.arange(batch.y.shape[0])
+        targets = defense.targets(batch.y, model.num_classes, state.defense_state, index)
+        ctx = {"labels": batch.y, "targets": targets, "key": cut_key, "index": index,
+               "state": state.defense_state}
         wires = tuple(jnp.zeros((batch.y.shape[0], model.embed_dim)) for _ in model.passive)
 
         def loss_fn(params, wires):

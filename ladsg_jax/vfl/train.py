@@ -97,8 +97,10 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         sample = tuple(x[: config.batch_size] for x in data.train_x)
         params, batch_stats = model.init(init_key, sample)
         opt_state = {name: opts[name].init(p) for name, p in params.items()}
+        defense_key = jax.random.fold_in(init_key, 1)
         return TrainState(params=params, batch_stats=batch_stats, opt_state=opt_state, key=key,
-                          step=jnp.zeros((), jnp.int32))
+                          step=jnp.zeros((), jnp.int32),
+                          defense_state=config.defense.setup(defense_key, data, config))
 
     def draw_epoch(state: TrainState, data: VFLData):
         key, perm_key = jax.random.split(state.key)
@@ -109,7 +111,8 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
 
     def step_on_indices(state: TrainState, data: VFLData, indices: jax.Array):
         step = make_train_step(model_for(data), opts, config.defense)
-        batch = Batch(x=tuple(x[indices] for x in data.train_x), y=data.train_y[indices])
+        batch = Batch(x=tuple(x[indices] for x in data.train_x), y=data.train_y[indices],
+                      index=indices)
         return step(state, batch)
 
     def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:

@@ -1,0 +1,52 @@
+"""The active party's teacher for LADSG's label anonymization (arXiv 2506.06742, stage 1)."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from ladsg_jax.models import make_bottom
+
+
+class Teacher(nn.Module):
+    """The active party's bottom architecture plus a linear head."""
+
+    bottom: nn.Module
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.num_classes)(self.bottom(x))
+
+
+def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, config,
+                  epochs: int) -> jax.Array:
+    """Trains a teacher on the active party's own slice (cross-entropy, the run's SGD settings,
+    `epochs` passes of shuffled batches) and returns its logits for every training sample.
+
+    Pure and jit-able: it runs inside the jitted `init` of a training run.
+    """
+    teacher = Teacher(make_bottom(config.bottom, config.bottom_hidden,
+                                  config.embed_dim or num_classes), num_classes)
+    init_key, key = jax.random.split(key)
+    params = teacher.init(init_key, x[:1])["params"]
+    optimizer = optax.sgd(config.learning_rate, momentum=config.momentum or None)
+    opt_state = optimizer.init(params)
+    batch = min(config.batch_size, x.shape[0])
+    num_batches = x.shape[0] // batch
+
+    def step(carry, idx):
+        params, opt_state = carry
+        grads = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
+            teacher.apply({"params": p}, x[idx]), y[idx]).mean())(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, x.shape[0])[: num_batches * batch]
+        carry, _ = jax.lax.scan(step, carry, perm.reshape(num_batches, batch))
+        return carry, None
+
+    (params, _), _ = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
+    return teacher.apply({"params": params}, x)
