@@ -29,6 +29,9 @@ def write_json_atomic(path: str, payload: dict) -> str:
             json.dump(to_jsonable(payload), f, indent=2)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -84,11 +84,8 @@ def _make_builder_classes():
             self.source = source or sklearn_data_file(self.DEFAULT_FILENAME)
             super().__init__(**kwargs)
 
-        def read(self) -> tuple[np.ndarray, np.ndarray]:
-            raise NotImplementedError  # each concrete builder reads its own format
-
         def _split_generators(self, dl_manager):
-            x, y = self.read()
+            x, y = self.read()   # each concrete builder reads its own file format
             train, test = stratified_split(y)
             return {"train": self._generate_examples(x[train], y[train]),
                     "test": self._generate_examples(x[test], y[test])}
