@@ -6,7 +6,7 @@ import math
 from typing import Optional
 
 from ladsg_jax.defenses import Defense
-from ladsg_jax.errors import ConfigError, require, unknown
+from ladsg_jax.errors import ConfigError, one_of, require
 from ladsg_jax.models import BOTTOMS, TOPS
 
 OPTIMIZERS = ("sgd", "adam")
@@ -61,18 +61,10 @@ def validate(config: TrainConfig) -> None:
     _positive_int(config.num_parties, "num_parties")
     require(config.num_parties >= 2, "num_parties",
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
-    if config.bottom not in BOTTOMS:
-        raise unknown("bottom", config.bottom, BOTTOMS)
-    if config.top_model not in TOPS:
-        raise unknown("top_model", config.top_model, TOPS)
-    if config.optimizer not in OPTIMIZERS:
-        raise unknown("optimizer", config.optimizer, OPTIMIZERS)
-    if config.loop not in LOOPS:
-        raise unknown("loop", config.loop, LOOPS)
-    if config.seeds not in SEED_STRATEGIES:
-        raise unknown("seeds", config.seeds, SEED_STRATEGIES)
-    if config.record_wire not in WIRE_RECORDS:
-        raise unknown("record_wire", config.record_wire, WIRE_RECORDS)
+    for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
+                           ("loop", LOOPS), ("seeds", SEED_STRATEGIES),
+                           ("record_wire", WIRE_RECORDS)):
+        one_of(field, getattr(config, field), allowed)
     for field in ("bottom_hidden", "top_hidden"):
         widths = getattr(config, field)
         require(isinstance(widths, tuple) and all(isinstance(w, int) and w > 0 for w in widths),

@@ -25,3 +25,9 @@ def require(condition: bool, field: str, message: str) -> None:
     """Raises `ConfigError(field, message)` unless `condition` holds."""
     if not condition:
         raise ConfigError(field, message)
+
+
+def one_of(field: str, value, allowed: Iterable[str]) -> None:
+    """Raises the `unknown` error unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise unknown(field, value, allowed)

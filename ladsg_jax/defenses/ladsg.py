@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from ladsg_jax.defenses.base import Defense
 from ladsg_jax.defenses.teacher import train_teacher
-from ladsg_jax.errors import ConfigError, require
+from ladsg_jax.errors import ConfigError, one_of, require
 
 STAGES = ("la", "sg", "nd")
 BUILT_STAGES = ("la", "sg")
@@ -43,8 +43,7 @@ NORMS = ("keep", "own", "batch_mean")
 
 
 def _one_of(field: str, value, allowed) -> None:
-    require(value in allowed, f"defense.ladsg.{field}",
-            f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+    one_of(f"defense.ladsg.{field}", value, allowed)
 
 
 @dataclasses.dataclass(frozen=True)
