@@ -24,6 +24,7 @@ import jax
 from ladsg_jax import data as datasets
 from ladsg_jax.cli import parse_data_options
 from ladsg_jax.compilation import count_compilations
+from ladsg_jax.defenses import make_defense
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -44,7 +45,7 @@ def bench_seeds(config, data, seed_counts, repeats: int):
             times = [timed_fit(runner, data, num_seeds) for _ in range(repeats)]
             median = statistics.median(times)
             base = median if num_seeds == seed_counts[0] else base
-            yield {"what": "seed_sweep", "dataset": data.name,
+            yield {"what": "seed_sweep", "dataset": data.name, "defense": config.defense.name,
                    "features": [list(x.shape[1:]) for x in data.train_x],
                    "bottom_hidden": list(config.bottom_hidden), "batch_size": config.batch_size, "backend": jax.default_backend(),
                    "device": str(jax.devices()[0].device_kind), "strategy": strategy,
@@ -65,9 +66,11 @@ def main(argv=None) -> int:
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--bottom-hidden", type=int, nargs="+")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--defense", default="none", help="a registered defense, defaults")
     args = parser.parse_args(argv)
     data = datasets.load(args.dataset, **parse_data_options(args.data_option))
-    overrides = {"epochs": args.epochs, "loop": args.loop}
+    overrides = {"epochs": args.epochs, "loop": args.loop,
+                 "defense": make_defense(args.defense)}
     if args.bottom_hidden:
         overrides["bottom_hidden"] = tuple(args.bottom_hidden)
     if args.batch_size:
