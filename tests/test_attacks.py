@@ -24,8 +24,8 @@ def attack(dataset, data, top_model, names):
 
 @pytest.fixture(scope="module")
 def digits_none(digits):
-    return attack("digits", digits, "none", ["direct", "direct_argmin", "inversion",
-                                             "inversion_head", "cluster_messages"])
+    return attack("digits", digits, "none", ["direct", "direct_argmin", "direct_averaged",
+                                             "inversion", "inversion_head", "cluster_messages"])
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,7 @@ def per_seed(report, name):
 def test_direct_attack_is_exact_without_a_defense(digits_none):
     assert per_seed(digits_none, "direct").min() == 1.0
     assert per_seed(digits_none, "direct_argmin").min() == 1.0
+    assert per_seed(digits_none, "direct_averaged").min() == 1.0
 
 
 def test_message_clustering_is_exact_without_a_top_model(digits_none):

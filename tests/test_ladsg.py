@@ -155,14 +155,20 @@ def test_default_ladsg_trains_stably_and_halves_the_direct_attack(digits, breast
     for data, chance in ((digits, 0.0), (breast_cancer, 0.5)):
         for top_model in ("none", "mlp"):
             base = preset_config(data.name, top_model=top_model)
-            names = ["direct", "direct_argmin"] if top_model == "none" else []
+            names = ["direct", "direct_argmin", "direct_averaged"] if top_model == "none" else []
             plain = run_attacks(base, data, names, 3, settings=settings)
             defended = run_attacks(base.replace(defense=LADSG()), data, names, 3,
                                    settings=settings)
             mp_plain = np.asarray(plain["main_task"]["per_seed"])
             mp_defended = np.asarray(defended["main_task"]["per_seed"])
             assert (mp_defended > mp_plain - 0.05).all(), (data.name, mp_plain, mp_defended)
-            for name in names:
+            for name in names[:2]:
                 before = plain["attacks"][name]["mean"] - chance
                 after = defended["attacks"][name]["mean"] - chance
                 assert after <= 0.5 * before, (data.name, name, after, before)
+            if data.name == "digits" and top_model == "none":
+                # The adaptive attacker averages each sample's messages over the epochs: the
+                # random part of cosine substitutes cancels (measured 0.40 against 0.18 for the
+                # plain argmin, about LA alone's 0.38), so SG adds nothing against it yet.
+                attacks = defended["attacks"]
+                assert attacks["direct_averaged"]["mean"] > attacks["direct_argmin"]["mean"] + 0.1

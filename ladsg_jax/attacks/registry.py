@@ -28,6 +28,9 @@ ATTACKS = {spec.name: spec for spec in (
                          "al. 2022)", "top1", needs_sum_top=True),
     AttackSpec("direct_argmin", "direct label inference: argmin of each message", "top1",
                needs_sum_top=True),
+    AttackSpec("direct_averaged", "adaptive direct inference: argmin of each sample's messages "
+                                  "averaged over the epochs (random substitutions cancel)",
+               "top1", needs_sum_top=True),
     AttackSpec("passive_mc", "passive model completion with MixMatch (Fu et al. 2022)",
                "completion"),
     AttackSpec("active_mc", "active model completion: malicious SGD during training, then "

@@ -80,6 +80,16 @@ def norm_orientation(norms, indices, known_idx, known_y) -> float:
     return 1.0 if metrics.leak_auc(norms.ravel()[known], labels[known]) >= 0.5 else -1.0
 
 
+def mean_messages_per_sample(wire: WireRecord, num_samples: int):
+    """Each sample's received messages averaged over the epochs it was seen in (the adaptive
+    attacker's answer to per-step random substitutes: their random parts average out)."""
+    total, count = 0.0, 0
+    for epoch in range(wire.indices.shape[0]):
+        messages, seen = wire.per_sample(num_samples, epoch)
+        total, count = total + messages, count + seen
+    return total / jnp.maximum(count, 1)[:, None], count > 0
+
+
 def mean_message_directions(wire: WireRecord, num_samples: int):
     """Each sample's received messages as unit vectors, averaged over the epochs it was seen in.
 
@@ -130,6 +140,12 @@ class AttackRunner:
             variant = "argmin" if name == "direct_argmin" else "first_negative"
             predicted = direct_label_inference(messages, variant)
             return {"metric": "top1", "score": metrics.top1_accuracy(predicted, batch_labels)}
+        if name == "direct_averaged":
+            mean_messages, seen = mean_messages_per_sample(view.wire, train_y.shape[0])
+            predicted = direct_label_inference(mean_messages, "argmin")
+            rows = np.flatnonzero(np.asarray(seen))
+            return {"metric": "top1",
+                    "score": metrics.top1_accuracy(np.asarray(predicted)[rows], train_y[rows])}
         if spec.metric == "completion":
             if name == "raw_mc":
                 fresh = self.bottom.init(key, view.train_x[:2])["params"]
