@@ -72,35 +72,32 @@ def norm_orientation(norms, indices, known_idx, known_y) -> float:
     one; the attacker orients it with the leak AUC of the messages of its few known samples
     (+1 when those do not tell).
     """
-    label_of = dict(zip(np.asarray(known_idx).tolist(), np.asarray(known_y).tolist()))
-    labels = np.array([label_of.get(i, -1) for i in indices.ravel().tolist()])
+    label_of = np.full(int(indices.max()) + 1, -1)
+    known_idx = np.asarray(known_idx)
+    in_range = known_idx < label_of.size
+    label_of[known_idx[in_range]] = np.asarray(known_y)[in_range]
+    labels = label_of[indices.ravel()]
     known = labels >= 0
     if len(set(labels[known].tolist())) < 2:
         return 1.0
     return 1.0 if metrics.leak_auc(norms.ravel()[known], labels[known]) >= 0.5 else -1.0
 
 
-def mean_messages_per_sample(wire: WireRecord, num_samples: int):
-    """Each sample's received messages averaged over the epochs it was seen in (the adaptive
-    attacker's answer to per-step random substitutes: their random parts average out)."""
-    total, count = 0.0, 0
-    for epoch in range(wire.indices.shape[0]):
-        messages, seen = wire.per_sample(num_samples, epoch)
-        total, count = total + messages, count + seen
-    return total / jnp.maximum(count, 1)[:, None], count > 0
+def mean_messages_per_sample(wire: WireRecord, num_samples: int, unit: bool = False):
+    """Each sample's received messages averaged over the epochs it was seen in, and whether it
+    was seen at all.
 
-
-def mean_message_directions(wire: WireRecord, num_samples: int):
-    """Each sample's received messages as unit vectors, averaged over the epochs it was seen in.
-
-    A message's direction carries its label (softmax − onehot through the top model); its norm
-    mostly says how well the sample is already fit, so the attacker clusters directions.
+    Raw (`unit=False`): the adaptive attacker's answer to per-step random substitutes, whose
+    random parts average out. As unit vectors (`unit=True`): a message's direction carries its
+    label (softmax − onehot through the top model) while its norm mostly says how well the
+    sample is already fit, so the attacker clusters directions.
     """
     total, count = 0.0, 0
     for epoch in range(wire.indices.shape[0]):
         messages, seen = wire.per_sample(num_samples, epoch)
-        total = total + messages / (jnp.linalg.norm(messages, axis=-1, keepdims=True) + 1e-12)
-        count = count + seen
+        if unit:
+            messages = messages / (jnp.linalg.norm(messages, axis=-1, keepdims=True) + 1e-12)
+        total, count = total + messages, count + seen
     return total / jnp.maximum(count, 1)[:, None], count > 0
 
 
@@ -178,7 +175,7 @@ class AttackRunner:
             if name == "cluster_embeddings":
                 features, seen = self.embed(view.bottom_params, view.train_x), None
             else:
-                features, seen = mean_message_directions(view.wire, train_y.shape[0])
+                features, seen = mean_messages_per_sample(view.wire, train_y.shape[0], unit=True)
             features, seen = np.asarray(features), (np.ones(train_y.shape[0], bool)
                                                     if seen is None else np.asarray(seen))
             rows = np.flatnonzero(seen)

@@ -71,6 +71,8 @@ class Runner:
         trainer = self.trainer
         num_params = count_params(trainer.init, key, data)
         self.loop, self.seeds = resolve_strategy(self.config, self.backend, num_params)
+        # batch and epoch axes of recorded wires sit after the seed axis when seeds are vmapped
+        self._seed_lead = 1 if self.seeds == "vmap" else 0
 
         def compile_fn(fn: Callable, seed_axes: tuple) -> Callable:
             """jit, over a vmap across seeds when the strategy is vmap (None: shared argument)."""
@@ -96,8 +98,6 @@ class Runner:
         step = compile_fn(step_at, (0, None, 0, None))
         summarize = compile_fn(summarize_eval, (0, 0, None))
 
-        batch_axis = 1 if self.seeds == "vmap" else 0
-
         def epoch_by_steps(state, data):
             state, indices = draw(state, data)
             step_metrics, step_messages = [], []
@@ -109,7 +109,7 @@ class Runner:
             wire = None
             if recording:
                 wire = WireRecord(indices=indices, messages=tuple(
-                    jnp.stack(m, axis=batch_axis) for m in zip(*step_messages)))
+                    jnp.stack(m, axis=self._seed_lead) for m in zip(*step_messages)))
             return state, summarize(stacked, state, data), wire
 
         self._epoch = epoch_by_steps
@@ -141,8 +141,8 @@ class Runner:
                 bar.update(1)
                 bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
             stacked = {k: np.stack([m[k] for m in history], axis=-1) for k in history[0]}
-            epoch_axis = 1 if self.seeds == "vmap" else 0
-            wire = jax.tree.map(lambda *w: jnp.stack(w, axis=epoch_axis), *wires) if wires else None
+            wire = (jax.tree.map(lambda *w: jnp.stack(w, axis=self._seed_lead), *wires)
+                    if wires else None)
             results.append(Result(state=state, train_loss=stacked["train_loss"],
                                   train_accuracy=stacked["train_accuracy"],
                                   test_accuracy=stacked["test_accuracy"], wire=wire))
