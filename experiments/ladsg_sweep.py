@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -33,7 +34,52 @@ SETTINGS = {
     "la+sg decoy own p0.3": LADSG(mode="decoy", norm="own", prob=0.3),
     "la+sg flsg thr0.5": LADSG(mode="flsg"),
     "la eps0.5": LADSG(stages=("la",), epsilon=0.5),
+    # ND's clipping as a stabilizer of substitution, and the learning rate
+    "la+sg cosine rho0.5 +nd": LADSG(stages=("la", "sg", "nd")),
+    "la+sg decoy keep p1.0 +nd": LADSG(stages=("la", "sg", "nd"), mode="decoy"),
+    "la+sg decoy per-sample keep p0.3": LADSG(mode="decoy", decoy="per_sample", prob=0.3),
+    "la+sg cosine rho0.5 per-sample noise": LADSG(noise="per_sample"),
+    "la+sg cosine rho0.3 per-sample noise": LADSG(rho=0.3, noise="per_sample"),
+    "la+sg cosine rho0.7 per-sample noise": LADSG(rho=0.7, noise="per_sample"),
+    "la+sg cosine rho0.8 per-sample noise": LADSG(rho=0.8, noise="per_sample"),
+    "la+sg cosine rho0.9 per-sample noise": LADSG(rho=0.9, noise="per_sample"),
+    "none, lr/5": (Defense(), {"learning_rate": "/5"}),
+    "la, lr/5": (LADSG(stages=("la",)), {"learning_rate": "/5"}),
+    "la+sg cosine rho0.5, lr/5": (LADSG(), {"learning_rate": "/5"}),
+    "la+sg cosine rho0.3, lr/5": (LADSG(rho=0.3), {"learning_rate": "/5"}),
 }
+
+
+def setting_config(dataset: str, setting, **overrides):
+    """The preset with the setting's defense and overrides ("/5": the preset's value over 5)."""
+    defense, changes = setting if isinstance(setting, tuple) else (setting, {})
+    base = preset_config(dataset)
+    for field, change in changes.items():
+        overrides[field] = getattr(base, field) / float(change[1:])
+    return preset_config(dataset, defense=defense, **overrides)
+
+
+def markdown_table(records: list[dict]) -> str:
+    """One row per setting: MP (top mlp / none), the direct attacks, passive MC, per data set."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    by_key = {(r["dataset"], r["setting"]): r for r in records}
+    mean = lambda r, k: f"{r[k]['mean']:.2f}" if k in r else "–"
+    header = "| setting | " + " | ".join(
+        f"{d} MP | {d} direct / argmin / averaged | {d} passive MC" for d in datasets) + " |"
+    lines = [header, "|---" * (1 + 3 * len(datasets)) + "|"]
+    for setting in SETTINGS:
+        cells = []
+        for d in datasets:
+            r = by_key.get((d, setting))
+            if r is None or "not_applicable" in r:
+                cells += ["not allowed" if r else "–", "", ""]
+                continue
+            cells += [f"{r['mp_top_mlp']['mean']:.3f} / {r['mp_top_none']['mean']:.3f}",
+                      " / ".join(mean(r, k) for k in ("direct", "direct_argmin",
+                                                      "direct_averaged")),
+                      mean(r, "passive_mc")]
+        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -41,14 +87,27 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="experiments/results/ladsg_sweep.json")
+    parser.add_argument("--table", action="store_true",
+                        help="print the Markdown table of --out and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        with open(args.out) as f:
+            print(markdown_table(json.load(f)["records"]))
+        return 0
     records = []
+    if os.path.exists(args.out):              # a rerun adds the settings not yet measured
+        with open(args.out) as f:
+            records = json.load(f)["records"]
+    done = {(r["dataset"], r["setting"]) for r in records}
     for dataset in args.datasets:
         data = load(dataset)
         settings = AttackSettings(known_labels=known_labels_for(dataset, data.num_classes))
         runner = AttackRunner(preset_config(dataset), data, settings)
-        for label, defense in SETTINGS.items():
+        for label, setting in SETTINGS.items():
+            if (dataset, label) in done:
+                continue
             start = time.perf_counter()
+            defense = setting[0] if isinstance(setting, tuple) else setting
             if isinstance(defense, LADSG):
                 try:
                     defense.candidates_for(data.num_classes)
@@ -56,16 +115,17 @@ def main(argv=None) -> int:
                     print(json.dumps({"dataset": dataset, "setting": label,
                                       "not_applicable": str(err)}), flush=True)
                     continue
-            sum_top = run_attacks(preset_config(dataset, top_model="none", defense=defense),
-                                  data, ["direct", "direct_argmin"], args.seeds,
-                                  settings=settings, attack_runner=runner)
-            with_top = run_attacks(preset_config(dataset, defense=defense), data,
+            sum_top = run_attacks(setting_config(dataset, setting, top_model="none"),
+                                  data, ["direct", "direct_argmin", "direct_averaged"],
+                                  args.seeds, settings=settings, attack_runner=runner)
+            with_top = run_attacks(setting_config(dataset, setting), data,
                                    ["passive_mc"], args.seeds, settings=settings,
                                    attack_runner=runner)
             record = {"dataset": dataset, "setting": label, "defense": repr(defense),
                       "seeds": args.seeds,
                       "mp_top_mlp": with_top["main_task"], "mp_top_none": sum_top["main_task"],
-                      **{name: sum_top["attacks"][name] for name in ("direct", "direct_argmin")},
+                      **{name: sum_top["attacks"][name]
+                         for name in ("direct", "direct_argmin", "direct_averaged")},
                       "passive_mc": with_top["attacks"]["passive_mc"],
                       "seconds": time.perf_counter() - start}
             records.append(record)

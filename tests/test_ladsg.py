@@ -66,7 +66,7 @@ def test_cosine_messages_have_cosine_rho_and_the_chosen_norm(norm):
     s = cut_once(LADSG(rho=0.5, norm="batch_mean"), g)
     np.testing.assert_allclose(jnp.linalg.norm(s, axis=-1),
                                jnp.mean(jnp.linalg.norm(g, axis=-1)), rtol=1e-5)
-    u = cosine_substitute(jax.random.key(2), g, -0.3)
+    u = cosine_substitute(g, -0.3, jax.random.normal(jax.random.key(2), g.shape))
     np.testing.assert_allclose(cosine(u, g), -0.3, atol=1e-5)
 
 
@@ -137,8 +137,10 @@ def test_bad_hyperparameters_are_named():
         LADSG(mode="noise")
     with pytest.raises(ConfigError, match="defense.ladsg.stages: unknown value 'xx'"):
         LADSG(stages=("la", "xx"))
-    with pytest.raises(ConfigError, match="stage 'nd' .* not built yet"):
-        make_defense("ladsg", stages=("la", "nd"))
+    with pytest.raises(ConfigError, match="defense.ladsg.ratio: must be greater than 1"):
+        make_defense("ladsg", stages="la,nd", ratio="0.5")
+    with pytest.raises(ConfigError, match="defense.ladsg.warmup: must be a positive integer"):
+        LADSG(stages=("nd",), warmup=0)
     with pytest.raises(ConfigError, match=r"defense.ladsg.k: 4 candidates but the data set "
                                           r"has 2 classes"):
         LADSG(k=4).candidates_for(2)
@@ -172,3 +174,26 @@ def test_default_ladsg_trains_stably_and_halves_the_direct_attack(digits, breast
                 # plain argmin, about LA alone's 0.38), so SG adds nothing against it yet.
                 attacks = defended["attacks"]
                 assert attacks["direct_averaged"]["mean"] > attacks["direct_argmin"]["mean"] + 0.1
+
+
+def test_per_sample_noise_is_the_same_direction_every_time_a_sample_is_seen(synthetic):
+    defense = LADSG(stages=("sg",), noise="per_sample")
+    config = TrainConfig(defense=defense, bottom_hidden=(8,))
+    state = jax.jit(make_trainer(config).init)(jax.random.key(0), synthetic)
+    directions = state.defense_state["noise_directions"]
+    assert directions.shape == (1, synthetic.num_train, synthetic.num_classes)
+    g = grads(jax.random.key(4))[:, :3]
+    index = jnp.arange(B) * 3
+
+    def message(step_key, idx):
+        ctx = {"key": jax.random.key(step_key), "index": idx, "state": state.defense_state}
+        return defense.cut(g, defense.cut_context(ctx, None, (g, g), 0))
+
+    np.testing.assert_allclose(message(1, index), message(2, index), rtol=1e-6)
+    assert float(jnp.abs(message(1, index) - message(1, index + 1)).max()) > 1e-3
+    np.testing.assert_allclose(cosine(message(1, index), g), 0.5, atol=1e-5)
+    fresh = LADSG(stages=("sg",))
+    ctx = {"key": jax.random.key(1), "index": index, "state": {}}
+    other = {"key": jax.random.key(2), "index": index, "state": {}}
+    assert float(jnp.abs(fresh.cut(g, fresh.cut_context(ctx, None, (g, g), 0))
+                         - fresh.cut(g, fresh.cut_context(other, None, (g, g), 0))).max()) > 1e-3

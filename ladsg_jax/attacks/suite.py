@@ -232,7 +232,8 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     With `hybrid=True` there is one run, with party 0 on the malicious optimizer, and every
     attack reads it. Returns `{"main_task": {...}, "attacks": {name: {"metric", "per_seed",
     "mean", "std"}}}`; `main_task` is the test accuracy of the honest run (of the malicious
-    one when there is no honest run). Pass an `attack_runner` built for the same bottom model,
+    one when there is no honest run); `defense_metrics[run][name]`, when the defense reports
+    any, their means over the epochs (party 0's entry), summarized over seeds. Pass an `attack_runner` built for the same bottom model,
     data and settings to reuse its compiled attacks across calls.
     """
     for name in attacks:
@@ -262,6 +263,11 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
            "known_labels": int(known_idx.size), "hybrid": hybrid, "attacks": {}}
     if "malicious" in runs:
         out["main_task_malicious"] = summary(np.asarray(runs["malicious"].final_test_accuracy))
+    for kind, run in runs.items():
+        for name, values in run.defense_metrics.items():     # e.g. ND's flag rates
+            per_seed = np.asarray(values).reshape(num_seeds, values.shape[1], -1)[..., 0]
+            out.setdefault("defense_metrics", {}).setdefault(kind, {})[name] = summary(
+                per_seed.mean(axis=1))
     for name, per_seed in scores.items():
         record = {"metric": per_seed[0]["metric"], "per_seed": [r["score"] for r in per_seed],
                   **summary([r["score"] for r in per_seed])}

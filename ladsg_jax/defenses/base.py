@@ -24,6 +24,14 @@ class Defense:
       model `top_fn` and the embeddings `hs`.
     - `cut(g, ctx)`: the message sent to a passive party for the true message `g = ∂L/∂h`
       (shape (B, d)).
+    - `screen(hs, ctx) -> (hs, report)`: the active party's look at every party's embeddings
+      in the forward pass, before the cut; it may clip passive embeddings (LADSG's norm
+      detection). `report` is a dict of arrays handed on to `filter`.
+    - `filter(state, report, messages) -> (state, blocked, metrics)`: after the backward pass,
+      with the messages about to be sent (one (B, d) array per passive party). `blocked` is a
+      (passive parties,) bool array (None: nothing blocked): a blocked party's message is
+      zeroed for the step, so its bottom model gets no gradient. `metrics` join the step's
+      metrics and are averaged per epoch into `Result.defense_metrics`.
     """
 
     name: ClassVar[str] = "none"
@@ -40,3 +48,9 @@ class Defense:
 
     def cut(self, g: jax.Array, ctx: dict) -> jax.Array:
         return g
+
+    def screen(self, hs: tuple, ctx: dict) -> tuple[tuple, dict]:
+        return hs, {}
+
+    def filter(self, state: dict, report: dict, messages: tuple):
+        return state, None, {}

@@ -85,18 +85,29 @@ class VFLModel:
                     defense: Defense, ctx: dict):
         """The training forward pass: passive embeddings go through the cut with their wires.
 
-        Each passive party's cut gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn`
-        maps embeddings to logits with the parameters held fixed (a defense may take a VJP of
-        it, as LADSG's decoy substitution does).
+        The embeddings first pass `defense.screen` (which may clip them). Each passive party's
+        cut then gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn` maps
+        embeddings to logits with the parameters held fixed (a defense may take a VJP of it, as
+        LADSG's decoy substitution does). Returns (logits, batch_stats, screen report).
         """
-        hs = self.embeddings(params, xs)
+        hs, report = defense.screen(self.embeddings(params, xs), ctx)
         fixed = jax.lax.stop_gradient((params, batch_stats))
         top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
         cut_hs = list(hs)
         for k in self.passive:
             cut_hs[k] = cut(defense, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
-        return self.top(params, batch_stats, tuple(cut_hs), train=True)
+        logits, batch_stats = self.top(params, batch_stats, tuple(cut_hs), train=True)
+        return logits, batch_stats, report
 
-    def predict(self, params: dict, batch_stats: dict, xs: tuple) -> jax.Array:
-        """Evaluation logits (BatchNorm on its running statistics)."""
-        return self.top(params, batch_stats, self.embeddings(params, xs), train=False)[0]
+    def predict(self, params: dict, batch_stats: dict, xs: tuple,
+                defense: Defense | None = None, defense_state: dict | None = None) -> jax.Array:
+        """Evaluation logits (BatchNorm on its running statistics).
+
+        With a defense, the embeddings pass its `screen` as in training, on the final
+        defense state: the top model sees at test time what it was trained on (LADSG's norm
+        detection keeps clipping a flagged party).
+        """
+        hs = self.embeddings(params, xs)
+        if defense is not None:
+            hs = defense.screen(hs, {"state": defense_state or {}})[0]
+        return self.top(params, batch_stats, hs, train=False)[0]

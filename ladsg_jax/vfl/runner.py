@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.vfl.train import Result, WireRecord, make_trainer
+from ladsg_jax.vfl.train import Result, WireRecord, make_trainer, result_from_history
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
 CPU_VMAP_MAX_PARAMS = 250_000
@@ -105,7 +105,7 @@ class Runner:
                 state, metrics, messages = step(state, data, indices, i)
                 step_metrics.append(metrics)
                 step_messages.append(messages)
-            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=-1), *step_metrics)
+            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=self._seed_lead), *step_metrics)
             wire = None
             if recording:
                 wire = WireRecord(indices=indices, messages=tuple(
@@ -140,12 +140,11 @@ class Runner:
                 history.append(metrics)
                 bar.update(1)
                 bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
-            stacked = {k: np.stack([m[k] for m in history], axis=-1) for k in history[0]}
+            stacked = {k: np.stack([m[k] for m in history], axis=self._seed_lead)
+                       for k in history[0]}
             wire = (jax.tree.map(lambda *w: jnp.stack(w, axis=self._seed_lead), *wires)
                     if wires else None)
-            results.append(Result(state=state, train_loss=stacked["train_loss"],
-                                  train_accuracy=stacked["train_accuracy"],
-                                  test_accuracy=stacked["test_accuracy"], wire=wire))
+            results.append(result_from_history(state, stacked, wire))
         bar.close()
         if self.seeds == "vmap":
             return results[0]

@@ -28,13 +28,19 @@ from ladsg_jax.vfl.step import make_train_step
 
 @struct.dataclass
 class Result:
-    """A finished run: the final state and per-epoch metrics (leading seed axis when swept)."""
+    """A finished run: the final state and per-epoch metrics (leading seed axis when swept).
+
+    `defense_metrics` holds what the defense's `filter` reported, averaged over each epoch's
+    steps (LADSG's norm detection: the rate at which each passive party was flagged), each
+    array shaped (epochs, ...) after the seed axis.
+    """
 
     state: TrainState
     train_loss: jax.Array
     train_accuracy: jax.Array
     test_accuracy: jax.Array
     wire: "WireRecord | None" = None
+    defense_metrics: dict = struct.field(default_factory=dict)
 
     @property
     def final_test_accuracy(self) -> jax.Array:
@@ -125,15 +131,17 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
             x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
             return x.reshape((num_chunks, chunk) + x.shape[1:])
 
-        logits = jax.lax.map(lambda c: model.predict(state.params, state.batch_stats, c),
+        logits = jax.lax.map(lambda c: model.predict(state.params, state.batch_stats, c,
+                                                     config.defense, state.defense_state),
                              tuple(chunked(x) for x in xs))
         predictions = jnp.argmax(logits.reshape(num_chunks * chunk, -1)[:n], axis=-1)
         return jnp.mean(predictions == y)
 
     def summarize(step_metrics: dict, test_accuracy: jax.Array) -> dict:
-        return {"train_loss": jnp.mean(step_metrics["loss"]),
-                "train_accuracy": jnp.mean(step_metrics["accuracy"]),
-                "test_accuracy": test_accuracy}
+        """Epoch means of the step metrics (stacked on axis 0) and the test accuracy."""
+        epoch = {name: jnp.mean(values, axis=0) for name, values in step_metrics.items()}
+        return {"train_loss": epoch.pop("loss"), "train_accuracy": epoch.pop("accuracy"),
+                "test_accuracy": test_accuracy, **epoch}
 
     recording = config.record_wire != "none"
 
@@ -167,13 +175,20 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
                 return s, (metrics, wire)
 
             state, (history, wire) = jax.lax.scan(epoch, state, None, length=config.epochs)
-        return Result(state=state, train_loss=history["train_loss"],
-                      train_accuracy=history["train_accuracy"],
-                      test_accuracy=history["test_accuracy"], wire=wire)
+        return result_from_history(state, history, wire)
 
     return Trainer(config=config, init=init, draw_epoch=draw_epoch,
                    step_on_indices=step_on_indices, summarize=summarize, run_epoch=run_epoch,
                    evaluate=evaluate, train=train)
+
+
+def result_from_history(state: TrainState, history: dict, wire) -> Result:
+    """A `Result` from the stacked epoch summaries of `summarize`."""
+    history = dict(history)
+    return Result(state=state, train_loss=history.pop("train_loss"),
+                  train_accuracy=history.pop("train_accuracy"),
+                  test_accuracy=history.pop("test_accuracy"), wire=wire,
+                  defense_metrics=history)
 
 
 def make_train(config: TrainConfig, optimizers: dict | None = None):
