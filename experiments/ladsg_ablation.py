@@ -13,8 +13,6 @@ each setting; a rerun skips the settings already in it (so a killed run resumes)
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -28,7 +26,7 @@ from ladsg_jax.cli import DEMO_ATTACKS, DEMO_COLUMNS
 from ladsg_jax.data import load
 from ladsg_jax.defenses import Defense, LADSG
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.results import write_json_atomic
+from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
 
 STAGE_SETS = (("la",), ("sg",), ("nd",), ("la", "sg"), ("la", "nd"), ("sg", "nd"),
               ("la", "sg", "nd"))
@@ -105,17 +103,10 @@ def markdown_tables(records: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--out", default="experiments/results/ladsg_ablation.json")
-    parser.add_argument("--table", action="store_true",
-                        help="print the tables of --out and exit")
+    parser = sweep_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                             "experiments/results/ladsg_ablation.json", 5)
     args = parser.parse_args(argv)
-    records = []
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            records = json.load(f)["records"]
+    records = read_records(args.out)
     if not args.table:
         todo = [(d, s) for d in args.datasets for s in ((),) + STAGE_SETS
                 if not any(r["dataset"] == d and r["setting"] == setting_name(s)

@@ -4,13 +4,12 @@ For each data set and each LADSG setting: main-task accuracy with a top model an
 the direct attack (both variants, no top model) and passive model completion (top model), mean
 and std over seeds, beside the undefended run. Results go to a JSON file written atomically.
 
-    python experiments/ladsg_sweep.py --seeds 3 --out experiments/results/ladsg_sweep.json
+    python experiments/ladsg_sweep.py --seeds 5 --out experiments/results/ladsg_sweep.json
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -19,7 +18,7 @@ from ladsg_jax.data import load
 from ladsg_jax.defenses import Defense, LADSG
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.results import write_json_atomic
+from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
 
 SETTINGS = {
     "none": Defense(),
@@ -83,21 +82,13 @@ def markdown_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default="experiments/results/ladsg_sweep.json")
-    parser.add_argument("--table", action="store_true",
-                        help="print the Markdown table of --out and exit")
+    parser = sweep_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                             "experiments/results/ladsg_sweep.json", 5)
     args = parser.parse_args(argv)
+    records = read_records(args.out)
     if args.table:
-        with open(args.out) as f:
-            print(markdown_table(json.load(f)["records"]))
+        print(markdown_table(records))
         return 0
-    records = []
-    if os.path.exists(args.out):              # a rerun adds the settings not yet measured
-        with open(args.out) as f:
-            records = json.load(f)["records"]
     done = {(r["dataset"], r["setting"]) for r in records}
     for dataset in args.datasets:
         data = load(dataset)

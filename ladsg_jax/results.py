@@ -19,6 +19,25 @@ def to_jsonable(value):
     return value
 
 
+def read_records(path: str) -> list[dict]:
+    """The `records` of a results file written by a resumable sweep; [] when there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)["records"]
+
+
+def sweep_arguments(parser, default_out: str, default_seeds: int):
+    """The options every resumable sweep script shares: data sets, seeds, output, --table."""
+    parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
+    parser.add_argument("--seeds", type=int, default=default_seeds)
+    parser.add_argument("--out", default=default_out,
+                        help="results JSON; settings already in it are not run again")
+    parser.add_argument("--table", action="store_true",
+                        help="print the Markdown table(s) of --out and exit")
+    return parser
+
+
 def write_json_atomic(path: str, payload: dict) -> str:
     """Writes `payload` as JSON to `path` through a temporary file renamed over it."""
     directory = os.path.dirname(os.path.abspath(path))

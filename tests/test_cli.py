@@ -2,10 +2,11 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from ladsg_jax.cli import main
-from ladsg_jax.results import write_json_atomic
+from ladsg_jax.results import read_records, write_json_atomic
 
 
 def test_train_writes_a_complete_result_file(tmp_path, capsys):
@@ -104,3 +105,10 @@ def test_atomic_write_leaves_the_old_file_when_serialization_fails(tmp_path):
         write_json_atomic(str(path), {"a": object()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert sorted(os.listdir(tmp_path)) == ["r.json"]
+
+
+def test_a_resumable_sweep_reads_back_what_it_wrote(tmp_path):
+    path = str(tmp_path / "sweep.json")
+    assert read_records(path) == []
+    write_json_atomic(path, {"records": [{"setting": "la", "mp": np.float32(0.5)}]})
+    assert read_records(path) == [{"setting": "la", "mp": 0.5}]
