@@ -14,6 +14,7 @@ import sys
 import time
 
 from ladsg_jax import data as datasets
+from ladsg_jax.attack_table import ATTACK_GROUPS, COLUMNS
 from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.errors import ConfigError, unknown
 from ladsg_jax.presets import known_labels_for, preset_config
@@ -23,21 +24,6 @@ from ladsg_jax.session import config_record, train_seeds
 DEMO_DATASETS = ("breast_cancer", "digits")
 DEMO_SEEDS = 3
 DEMO_DEFENSES = ("none", "ladsg")
-# The demo's attack columns, grouped by the run each reads: top model "mlp" (honest),
-# top model "none" (honest: the direct setting), and party 0 on the malicious optimizer.
-DEMO_ATTACKS = {
-    "mlp": ("passive_mc", "raw_mc", "norm_scoring", "direction_scoring", "cluster_embeddings",
-            "cluster_messages"),
-    "none": ("direct", "direct_argmin", "direct_averaged", "inversion", "inversion_head"),
-    "malicious": ("active_mc",),
-}
-DEMO_COLUMNS = (("direct", "direct"), ("direct_argmin", "argmin"),
-                ("direct_averaged", "avg-argmin"), ("passive_mc", "passive"),
-                ("active_mc", "active"), ("raw_mc", "raw"), ("norm_scoring", "norm"),
-                ("direction_scoring", "direction"), ("cluster_embeddings", "clust-emb"),
-                ("cluster_messages", "clust-msg"), ("inversion", "invert"),
-                ("inversion_head", "invert+head"))
-
 # CLI flag -> TrainConfig field, for flags that override the data set's preset.
 CONFIG_FLAGS = {
     "bottom": "bottom", "bottom_hidden": "bottom_hidden", "embed_dim": "embed_dim",
@@ -194,12 +180,12 @@ def cell(record: dict | None) -> str:
 def demo_table(rows: list[dict]) -> str:
     width = 12
     header = f"{'dataset':<14}{'defense':<8}{'MP':>{width}}" + "".join(
-        f"{label:>{width}}" for _, label in DEMO_COLUMNS)
+        f"{label:>{width}}" for _, label in COLUMNS)
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(f"{row['dataset']:<14}{row['defense']:<8}{cell(row['main_task']):>{width}}"
                      + "".join(
-            f"{cell(row['attacks'].get(name)):>{width}}" for name, _ in DEMO_COLUMNS))
+            f"{cell(row['attacks'].get(name)):>{width}}" for name, _ in COLUMNS))
     return "\n".join(lines)
 
 
@@ -220,7 +206,7 @@ def command_demo(args: argparse.Namespace) -> int:
         for defense in defenses:
             args.defense = defense
             row = {"dataset": dataset, "defense": defense, "attacks": {}, "runs": {}}
-            for group, names in DEMO_ATTACKS.items():
+            for group, names in ATTACK_GROUPS.items():
                 names = [n for n in names
                          if not (ATTACKS[n].binary_only and data.num_classes != 2)]
                 args.top_model = "none" if group == "none" else "mlp"
@@ -249,6 +235,32 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_rows(kind: str) -> list[tuple[str, ...]]:
+    """The rows `ladsg-jax list KIND` prints: (name, ..., description)."""
+    if kind == "defenses":
+        from ladsg_jax.defenses import DEFENSES, knob_default
+        return [(name, cls.knob or "-", "-" if cls.knob is None else str(knob_default(cls)),
+                 cls.summary)
+                for name, cls in DEFENSES.items()]
+    if kind == "attacks":
+        from ladsg_jax.attacks.registry import ATTACKS
+        return [(name, spec.metric, spec.description) for name, spec in ATTACKS.items()]
+    from ladsg_jax.data import DATASETS
+    return [(name, data_kind, description)
+            for name, (data_kind, _, description) in DATASETS.items()]
+
+
+def command_list(args: argparse.Namespace) -> int:
+    headers = {"defenses": ("name", "knob", "default", "description"),
+               "attacks": ("name", "metric", "description"),
+               "datasets": ("name", "kind", "description")}[args.kind]
+    rows = [headers] + list_rows(args.kind)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ladsg-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(seeds=DEMO_SEEDS, defense=None)
     demo.add_argument("--name", help="run name (default demo)")
     demo.set_defaults(handler=command_demo)
+    listing = sub.add_parser("list", help="the registered defenses, attacks or data sets")
+    listing.add_argument("kind", choices=("defenses", "attacks", "datasets"))
+    listing.set_defaults(handler=command_list)
     return parser
 
 

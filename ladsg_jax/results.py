@@ -38,14 +38,15 @@ def sweep_arguments(parser, default_out: str, default_seeds: int):
     return parser
 
 
-def write_json_atomic(path: str, payload: dict) -> str:
-    """Writes `payload` as JSON to `path` through a temporary file renamed over it."""
+def write_text_atomic(path: str, text: str) -> str:
+    """Writes `text` to `path` through a temporary file renamed over it: a reader (or a kill)
+    sees the old file or the new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(payload), f, indent=2)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -57,6 +58,11 @@ def write_json_atomic(path: str, payload: dict) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: str, payload: dict) -> str:
+    """Writes `payload` as JSON to `path` atomically (see `write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2))
 
 
 def summary(values) -> dict:

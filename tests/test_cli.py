@@ -64,7 +64,9 @@ def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):
      "known_labels: 3 known labels for 10 classes"),
     (["--attack", "passive_mc", "--mc-steps", "0"], "mixmatch.steps: must be a positive"),
 ])
-def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message, digits,
+                                               breast_cancer):
+    # the data-set fixtures prepare the built-in sets first: preparing prints progress to stderr
     code = main(["attack", "--dataset", "digits", "--epochs", "1", "--seeds", "1",
                  "--runs-dir", str(tmp_path), "--no-progress", *argv])
     err = capsys.readouterr().err.strip()
@@ -81,7 +83,7 @@ def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (["--shares", "1", "2", "3"], "shares: 3 shares for 2 parties"),
     (["--optimizer", "lion"], "optimizer: unknown value 'lion'; allowed: adam, sgd"),
     (["--bottom", "vit"], "bottom: unknown value 'vit'"),
-    (["--defense", "magic"], "defense: unknown value 'magic'; allowed: ladsg, none"),
+    (["--defense", "magic"], "defense: unknown value 'magic'; allowed: compression, dcor, "),
     (["--defense", "ladsg", "--defense.epsilon", "0.9"], "defense.ladsg.epsilon: must be in"),
     (["--defense", "ladsg", "--defense.rho", "high"], "defense.ladsg.rho: expected a number"),
     (["--defense.mode"], "defense.mode: needs a value"),
@@ -89,7 +91,8 @@ def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (["--seeds", "0"], "seeds: must be a positive integer, got 0"),
     (["--data-option", "source"], "data-option: expected KEY=VALUE"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message, digits,
+                                          breast_cancer):
     code = main(["train", "--runs-dir", str(tmp_path), "--no-progress", *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2

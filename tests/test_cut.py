@@ -40,7 +40,7 @@ def make_problem(top_model="mlp", seed=0):
 
 def loss_with_cut(model, policy, params, wire, stats, xs, y):
     ctx = {"labels": y, "key": jax.random.key(1)}
-    logits, _, _ = model.apply_train(params, stats, xs, (wire,), policy, ctx)
+    logits = model.apply_train(params, stats, xs, (wire,), policy, ctx)[0]
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 

@@ -4,10 +4,24 @@ from __future__ import annotations
 import dataclasses
 
 from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.dcor import DistanceCorrelation
+from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP
 from ladsg_jax.defenses.ladsg import LADSG
+from ladsg_jax.defenses.noise import GaussianDP, LaplaceNoise
+from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
+from ladsg_jax.defenses.sparsify import PPDL, GradientCompression
 from ladsg_jax.errors import ConfigError, unknown
 
-DEFENSES: dict[str, type[Defense]] = {"none": Defense, "ladsg": LADSG}
+DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
+    Defense, LADSG, LaplaceNoise, GaussianDP, GradientCompression, PPDL, DiscreteSGD, SignSGD,
+    KDk, FLSG, DistanceCorrelation, LabelDP)}
+
+
+def knob_default(cls: type[Defense]):
+    """The default value of a defense's strength knob (None when it has no knob)."""
+    if cls.knob is None:
+        return None
+    return next(f.default for f in dataclasses.fields(cls) if f.name == cls.knob)
 
 
 def make_defense(name: str, **params) -> Defense:
@@ -51,4 +65,4 @@ def cast_option(field: str, value: str, default):
     return value
 
 
-__all__ = ["Defense", "DEFENSES", "LADSG", "make_defense"]
+__all__ = ["Defense", "DEFENSES", "LADSG", "knob_default", "make_defense"]

@@ -32,9 +32,20 @@ class Defense:
       (passive parties,) bool array (None: nothing blocked): a blocked party's message is
       zeroed for the step, so its bottom model gets no gradient. `metrics` join the step's
       metrics and are averaged per epoch into `Result.defense_metrics`.
+    - `penalty(hs, ctx) -> scalar`: a term added to the training loss, computed by the active
+      party on the passive embeddings as they come out of the cut (so its gradient reaches the
+      passive parties through their messages): e.g. a distance-correlation loss.
+    - `decode(logits, state)`: class scores from the top model's outputs, for accuracy (a
+      defense that trains on encoded labels, as CAE does, decodes here).
+
+    `summary` is the one line `ladsg-jax list defenses` prints; `knob` names the field that
+    sets the defense's strength (None: it has none), so one sweep
+    over it draws the defense's privacy–utility curve.
     """
 
     name: ClassVar[str] = "none"
+    summary: ClassVar[str] = "no defense: true labels, true messages"
+    knob: ClassVar[str | None] = None
 
     def setup(self, key: jax.Array, data, config) -> dict:
         return {}
@@ -51,6 +62,12 @@ class Defense:
 
     def screen(self, hs: tuple, ctx: dict) -> tuple[tuple, dict]:
         return hs, {}
+
+    def penalty(self, hs: tuple, ctx: dict) -> jax.Array:
+        return jnp.zeros(())
+
+    def decode(self, logits: jax.Array, state: dict) -> jax.Array:
+        return logits
 
     def filter(self, state: dict, report: dict, messages: tuple):
         return state, None, {}

@@ -76,6 +76,9 @@ class LADSG(Defense):
     """
 
     name: ClassVar[str] = "ladsg"
+    summary: ClassVar[str] = ("label anonymization, substitute gradients, norm detection "
+                              "(arXiv 2506.06742)")
+    knob: ClassVar[str] = "rho"
 
     stages: tuple = ("la", "sg")
     k: int | None = None

@@ -88,7 +88,8 @@ class VFLModel:
         The embeddings first pass `defense.screen` (which may clip them). Each passive party's
         cut then gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn` maps
         embeddings to logits with the parameters held fixed (a defense may take a VJP of it, as
-        LADSG's decoy substitution does). Returns (logits, batch_stats, screen report).
+        LADSG's decoy substitution does). Returns (logits, batch_stats, screen report,
+        penalty), the penalty being `defense.penalty` of the embeddings after the cut.
         """
         hs, report = defense.screen(self.embeddings(params, xs), ctx)
         fixed = jax.lax.stop_gradient((params, batch_stats))
@@ -97,7 +98,7 @@ class VFLModel:
         for k in self.passive:
             cut_hs[k] = cut(defense, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
         logits, batch_stats = self.top(params, batch_stats, tuple(cut_hs), train=True)
-        return logits, batch_stats, report
+        return logits, batch_stats, report, defense.penalty(tuple(cut_hs), ctx)
 
     def predict(self, params: dict, batch_stats: dict, xs: tuple,
                 defense: Defense | None = None, defense_state: dict | None = None) -> jax.Array:

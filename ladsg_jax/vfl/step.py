@@ -29,9 +29,9 @@ def make_train_step(model: VFLModel, optimizers: dict, defense: Defense):
         wires = tuple(jnp.zeros((batch.y.shape[0], model.embed_dim)) for _ in model.passive)
 
         def loss_fn(params, wires):
-            logits, batch_stats, report = model.apply_train(params, state.batch_stats, batch.x,
-                                                            wires, defense, ctx)
-            loss = optax.softmax_cross_entropy(logits, targets).mean()
+            logits, batch_stats, report, penalty = model.apply_train(
+                params, state.batch_stats, batch.x, wires, defense, ctx)
+            loss = optax.softmax_cross_entropy(logits, targets).mean() + penalty
             return loss, (logits, batch_stats, report)
 
         (loss, (logits, batch_stats, report)), (grads, messages) = jax.value_and_grad(
@@ -51,7 +51,8 @@ def make_train_step(model: VFLModel, optimizers: dict, defense: Defense):
                 grads[name], state.opt_state[name], state.params[name])
             params[name] = optax.apply_updates(state.params[name], updates)
         metrics = {"loss": loss,
-                   "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch.y), **defense_metrics}
+                   "accuracy": jnp.mean(jnp.argmax(defense.decode(logits, state.defense_state), -1)
+                                        == batch.y), **defense_metrics}
         new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                                   key=key, step=state.step + 1, defense_state=defense_state)
         return new_state, metrics, messages

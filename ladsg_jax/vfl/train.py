@@ -134,7 +134,9 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         logits = jax.lax.map(lambda c: model.predict(state.params, state.batch_stats, c,
                                                      config.defense, state.defense_state),
                              tuple(chunked(x) for x in xs))
-        predictions = jnp.argmax(logits.reshape(num_chunks * chunk, -1)[:n], axis=-1)
+        scores = config.defense.decode(logits.reshape(num_chunks * chunk, -1)[:n],
+                                       state.defense_state)
+        predictions = jnp.argmax(scores, axis=-1)
         return jnp.mean(predictions == y)
 
     def summarize(step_metrics: dict, test_accuracy: jax.Array) -> dict:

@@ -1,0 +1,119 @@
+"""Every attack against one defense, scored and compared (DESIGN §6): the rows of the tables
+that `experiments/ladsg_ablation.py` and `experiments/defense_table.py` write.
+
+A row is the demo's three runs of one defense on one data set (top model mlp: main task, model
+completion, scoring, clustering; top model none: the direct attacks and inversion; party 0 on
+Fu et al.'s malicious optimizer: active model completion), over seeds. `add_comparisons` adds,
+per attack, the relative reduction against the undefended row, the excess over the attacker's
+raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ladsg_jax import metrics
+from ladsg_jax.attacks.registry import ATTACKS
+from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, run_attacks
+from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.defenses import Defense
+from ladsg_jax.presets import preset_config
+
+# which runs each attack reads: "mlp" and "none" are honest runs with that top model
+ATTACK_GROUPS = {
+    "mlp": ("passive_mc", "raw_mc", "norm_scoring", "direction_scoring", "cluster_embeddings",
+            "cluster_messages"),
+    "none": ("direct", "direct_argmin", "direct_averaged", "inversion", "inversion_head"),
+    "malicious": ("active_mc",),
+}
+COLUMNS = (("direct", "direct"), ("direct_argmin", "argmin"),
+           ("direct_averaged", "avg-argmin"), ("passive_mc", "passive"),
+           ("active_mc", "active"), ("raw_mc", "raw"), ("norm_scoring", "norm"),
+           ("direction_scoring", "direction"), ("cluster_embeddings", "clust-emb"),
+           ("cluster_messages", "clust-msg"), ("inversion", "invert"),
+           ("inversion_head", "invert+head"))
+
+
+def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
+                runner: AttackRunner, settings: AttackSettings, seed: int = 0) -> dict:
+    """One defense against every attack that fits the data set, mean ± std over seeds."""
+    row = {"dataset": data.name, "setting": label, "defense": repr(defense), "seeds": seeds,
+           "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
+    for group, names in ATTACK_GROUPS.items():
+        names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)]
+        config = preset_config(data.name, top_model="none" if group == "none" else "mlp",
+                               defense=defense)
+        report = run_attacks(config, data, names, seeds, seed, settings=settings,
+                             attack_runner=runner)
+        if group == "malicious":
+            row["main_task"]["malicious"] = report["main_task_malicious"]
+        else:
+            row["main_task"][f"top_{group}"] = report["main_task"]
+        row["attacks"].update(report["attacks"])
+        if report.get("defense_metrics"):
+            row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
+    return row
+
+
+def chance_levels(data: VFLData) -> dict:
+    """An attack's ideal score (DCS's AP*): guessing the majority class for top-1 (and its F1
+    for binary model completion), 0.5 for a leak AUC."""
+    y = np.asarray(data.train_y)
+    majority = float(np.bincount(y).max() / y.size)
+    positive = float(np.mean(y == 1))
+    return {"top1": majority, "auc": 0.5, "f1": 2 * positive / (1 + positive)}
+
+
+def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
+    """Adds to each attack of each row: `reduction` against the row labelled `baseline` of the
+    same data set, `excess` over the raw-feature floor (not for leak AUCs), and `dcs`; and to
+    each row the mean DCS over its attacks."""
+    for row in rows:
+        base = next(r for r in rows
+                    if r["dataset"] == row["dataset"] and r["setting"] == baseline)
+        floor = row["attacks"]["raw_mc"]["mean"]
+        mp, mp_star = row["main_task"]["top_mlp"]["mean"], base["main_task"]["top_mlp"]["mean"]
+        scores = []
+        for name, attack in row["attacks"].items():
+            before = base["attacks"][name]["mean"]
+            attack["reduction"] = metrics.reduction(before, attack["mean"]) if before else None
+            attack["excess"] = (None if attack["metric"] == "auc" or name == "raw_mc"
+                                else metrics.excess(attack["mean"], floor))
+            if name != "raw_mc":
+                attack["dcs"] = metrics.dcs(attack["mean"], mp,
+                                            row["chance"][attack["metric"]], mp_star)
+                scores.append(attack["dcs"])
+        row["dcs"] = float(np.mean(scores))
+
+
+def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
+    """One Markdown table per data set: MP and each attack's mean ± std, then its reduction
+    against no defense and its excess over the raw floor; the mean DCS last."""
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        mine = [r for r in rows if r["dataset"] == dataset]
+        if order:
+            mine.sort(key=lambda r: order.index(r["setting"]) if r["setting"] in order
+                      else len(order))
+        names = [n for n, _ in COLUMNS if n in mine[0]["attacks"]]
+        labels = dict(COLUMNS)
+        out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std, then reduction vs "
+                   "none / excess over raw)\n")
+        out.append("| setting | MP top mlp | MP top none | "
+                   + " | ".join(labels[n] for n in names) + " | DCS |")
+        out.append("|---" * (4 + len(names)) + "|")
+        for r in mine:
+            cells = []
+            for n in names:
+                a = r["attacks"][n]
+                cell = f"{a['mean']:.2f}±{a['std']:.2f}"
+                if r["setting"] != "none" and a.get("reduction") is not None:
+                    cell += f"<br>{100 * a['reduction']:+.0f}%"
+                if a.get("excess") is not None:
+                    cell += f" / {a['excess']:+.2f}"
+                cells.append(cell)
+            mp = r["main_task"]
+            out.append(f"| {r['setting']} | {mp['top_mlp']['mean']:.3f}±{mp['top_mlp']['std']:.3f}"
+                       f" | {mp['top_none']['mean']:.3f}±{mp['top_none']['std']:.3f} | "
+                       + " | ".join(cells) + f" | {r.get('dcs', float('nan')):.3f} |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,202 @@
+"""The baseline defenses of DESIGN §5 do what their papers say, with clear expected values."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import norm as gaussian
+
+from ladsg_jax import cli
+from ladsg_jax.config import TrainConfig
+from ladsg_jax.defenses import DEFENSES, knob_default, make_defense
+from ladsg_jax.defenses.dcor import DistanceCorrelation, distance_correlation
+from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP, keep_probability
+from ladsg_jax.defenses.noise import GaussianDP, LaplaceNoise
+from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
+from ladsg_jax.defenses.sparsify import PPDL, GradientCompression
+from ladsg_jax.errors import ConfigError
+from ladsg_jax.vfl.train import make_trainer
+
+
+def messages(shape=(32, 10), key=0):
+    return jax.random.normal(jax.random.key(key), shape) * jnp.linspace(0.01, 0.1, shape[1])
+
+
+def ctx(key=1, **more):
+    return {"key": jax.random.key(key), **more}
+
+
+def test_laplace_noise_has_the_stated_scale():
+    g = jnp.zeros((4000, 10))
+    noise = LaplaceNoise(scale=0.02).cut(g, ctx())
+    assert abs(float(jnp.mean(jnp.abs(noise))) - 0.02) < 0.02 * 0.02     # E|Lap(b)| = b
+    assert abs(float(jnp.std(noise)) - 0.02 * math.sqrt(2)) < 0.02 * 0.05
+
+
+def test_gaussian_dp_clips_then_adds_noise_of_std_sigma_c():
+    g = messages((4000, 10)) * 10
+    quiet = GaussianDP(noise_multiplier=1e-9, clip=0.05).cut(g, ctx())
+    norms = jnp.linalg.norm(quiet, axis=-1)
+    assert float(norms.max()) <= 0.05 * (1 + 1e-5)
+    small = jnp.linalg.norm(g, axis=-1) < 0.05
+    np.testing.assert_allclose(quiet[small], g[small], atol=1e-7)      # short rows untouched
+    noisy = GaussianDP(noise_multiplier=2.0, clip=0.05).cut(g, ctx())
+    assert abs(float(jnp.std(noisy - quiet)) - 0.1) < 0.1 * 0.03
+
+
+def analytic_gaussian_epsilon(sigma: float, delta: float) -> float:
+    """Exact ε of one Gaussian mechanism of sensitivity 1 and std σ (Balle & Wang, ICML 2018):
+    the ε with Φ(1/(2σ) − εσ) − e^ε Φ(−1/(2σ) − εσ) = δ, by bisection."""
+    def delta_of(eps):
+        return (gaussian.cdf(1 / (2 * sigma) - eps * sigma)
+                - math.exp(eps) * gaussian.cdf(-1 / (2 * sigma) - eps * sigma))
+    low, high = 0.0, 100.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if delta_of(mid) > delta else (low, mid)
+    return high
+
+
+def test_gaussian_dp_epsilon_is_the_accountants_and_close_to_the_exact_value():
+    # 30 epochs of a mechanism with noise multiplier σ/2 = 2 (sensitivity 2C) compose to one
+    # Gaussian mechanism with multiplier 2/sqrt(30); RDP bounds its exact ε from above.
+    defense = GaussianDP(noise_multiplier=4.0, delta=1e-5)
+    exact = analytic_gaussian_epsilon(2.0 / math.sqrt(30), 1e-5)
+    assert exact <= defense.epsilon(30) <= 1.25 * exact, (defense.epsilon(30), exact)
+    assert defense.epsilon(30) > defense.epsilon(10)
+    assert GaussianDP(noise_multiplier=8.0).epsilon(30) < defense.epsilon(30)
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.25, 0.5])
+def test_compression_keeps_exactly_the_top_fraction(keep):
+    g = messages()
+    sent = GradientCompression(keep=keep).cut(g, ctx())
+    count = math.ceil(keep * g.size)
+    kept = np.asarray(sent != 0)
+    assert kept.sum() == count
+    np.testing.assert_array_equal(np.asarray(sent)[kept], np.asarray(g)[kept])
+    assert np.abs(np.asarray(g)[~kept]).max() <= np.abs(np.asarray(g)[kept]).min()
+
+
+def test_ppdl_uploads_at_most_its_fraction_within_its_bound():
+    g = messages()
+    sent = PPDL(upload=0.1, noise=0.0, bound=0.5).cut(g, ctx())
+    expected = np.asarray(GradientCompression(keep=0.1).cut(g, ctx()) != 0)
+    np.testing.assert_array_equal(np.asarray(sent != 0), expected)     # no noise: the top 10%
+    bound = 0.5 * float(jnp.abs(g).max())
+    assert float(jnp.abs(sent).max()) <= bound * (1 + 1e-6)
+    noisy = PPDL(upload=0.1).cut(g, ctx())
+    assert int((noisy != 0).sum()) <= math.ceil(0.1 * g.size)
+
+
+@pytest.mark.parametrize("bins", [2, 3, 5])
+def test_discrete_sgd_lands_on_its_grid(bins):
+    g = messages()
+    sent = np.asarray(DiscreteSGD(bins=bins).cut(g, ctx()))
+    bound = float(jnp.abs(g).max())
+    grid = np.linspace(-bound, bound, bins)
+    distance = np.abs(sent[..., None] - grid).min(-1)
+    assert distance.max() < 1e-6
+    assert len(np.unique(np.round(sent, 7))) <= bins
+    assert np.abs(sent - np.asarray(g)).max() <= bound / (bins - 1) + 1e-6   # nearest point
+
+
+def test_sign_sgd_sends_signs():
+    g = messages()
+    sent = SignSGD().cut(g, ctx())
+    np.testing.assert_allclose(sent, jnp.sign(g) * jnp.mean(jnp.abs(g)), rtol=1e-6)
+    assert len(np.unique(np.abs(np.asarray(sent)))) == 1
+
+
+def test_randomized_response_flips_labels_at_the_stated_rate(synthetic):
+    n, classes = 20000, 5
+    data = synthetic.replace(train_y=jnp.arange(n) % classes, num_classes=classes)
+    for epsilon in (0.5, 2.0):
+        state = LabelDP(epsilon=epsilon).setup(jax.random.key(0), data, None)
+        flipped = np.asarray(state["noisy_labels"] != data.train_y)
+        expected = 1 - keep_probability(epsilon, classes)
+        assert abs(flipped.mean() - expected) < 0.015, (epsilon, flipped.mean(), expected)
+        noisy = np.asarray(state["noisy_labels"])
+        assert noisy.min() >= 0 and noisy.max() < classes
+        # a flipped label is uniform over the other classes
+        counts = np.bincount((noisy[flipped] - np.asarray(data.train_y)[flipped]) % classes,
+                             minlength=classes)
+        assert counts[0] == 0 and counts[1:].min() > 0.8 * counts[1:].mean()
+    assert keep_probability(2.0, 5) == pytest.approx(math.exp(2) / (math.exp(2) + 4))
+
+
+def test_kdk_is_teacher_weighted_soft_labels_alone(synthetic):
+    defense = KDk(teacher_epochs=2)
+    config = TrainConfig(defense=defense, bottom_hidden=(8,))
+    state = jax.jit(make_trainer(config).init)(jax.random.key(0), synthetic)
+    index = jnp.arange(16)
+    labels = synthetic.train_y[:16]
+    targets = defense.targets(labels, synthetic.num_classes, state.defense_state, index)
+    np.testing.assert_allclose(targets.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(jnp.argmax(targets, -1), labels)
+    g = messages((16, 3))
+    np.testing.assert_array_equal(defense.cut(g, ctx()), g)                # messages untouched
+    with pytest.raises(ConfigError, match="defense.kdk.stages"):
+        KDk(stages=("la", "sg"))
+
+
+def test_flsg_substitutes_pass_the_threshold_at_the_true_norm():
+    g = messages((64, 4))
+    sent = FLSG(threshold=0.5, flsg_samples=64).cut(g, ctx())
+    cos = jnp.sum(sent * g, -1) / (jnp.linalg.norm(sent, axis=-1) * jnp.linalg.norm(g, axis=-1))
+    assert float(cos.min()) >= 0.5 - 1e-5
+    np.testing.assert_allclose(jnp.linalg.norm(sent, axis=-1), jnp.linalg.norm(g, axis=-1),
+                               rtol=1e-5)
+    with pytest.raises(ConfigError, match="defense.flsg.stages"):
+        FLSG(mode="cosine")
+
+
+def test_distance_correlation_of_known_cases():
+    x = jax.random.normal(jax.random.key(0), (256, 3))
+    assert float(distance_correlation(x, x)) == pytest.approx(1.0, abs=1e-4)
+    assert float(distance_correlation(x, 3.0 * x + 1.0)) == pytest.approx(1.0, abs=1e-4)
+    independent = jax.random.normal(jax.random.key(1), (256, 2))
+    assert float(distance_correlation(x, independent)) < 0.2
+
+
+def test_dcor_penalty_changes_the_passive_message(synthetic):
+    """The penalty is computed on the embeddings after the cut, so its gradient is part of
+    what the passive party receives."""
+    indices = jnp.arange(32)
+    sent = {}
+    for weight in (0.0, 1.0):
+        trainer = make_trainer(TrainConfig(defense=DistanceCorrelation(weight=weight),
+                                           bottom_hidden=(8,)))
+        state = trainer.init(jax.random.key(0), synthetic)
+        _, metrics, wire = jax.jit(trainer.step_on_indices)(state, synthetic, indices)
+        sent[weight] = (wire[0], float(metrics["loss"]))
+    assert float(jnp.abs(sent[1.0][0] - sent[0.0][0]).max()) > 1e-4
+    assert sent[1.0][1] > sent[0.0][1]                       # the loss includes the penalty
+
+
+def test_every_baseline_has_a_named_knob_and_rejects_bad_values():
+    for name, cls in DEFENSES.items():
+        assert cls.summary and cls.name == name
+        if cls.knob is not None:
+            assert knob_default(cls) is not None
+    bad = {"laplace": ("scale", "-1"), "gaussian_dp": ("noise_multiplier", "0"),
+           "compression": ("keep", "1.5"), "ppdl": ("upload", "0"),
+           "discrete_sgd": ("bins", "1"), "label_dp": ("epsilon", "-1"),
+           "dcor": ("weight", "-0.1")}
+    for name, (field, value) in bad.items():
+        with pytest.raises(ConfigError, match=f"defense.{name}.{field}"):
+            make_defense(name, **{field: value})
+
+
+def test_list_defenses_prints_every_defense_with_its_knob(capsys):
+    assert cli.main(["list", "defenses"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in DEFENSES.items():
+        line = next(l for l in out.splitlines() if l.split()[0] == name)
+        if cls.knob is not None:
+            assert cls.knob in line and str(knob_default(cls)) in line
+    assert cli.main(["list", "attacks"]) == 0
+    assert "passive_mc" in capsys.readouterr().out
+    assert cli.main(["list", "datasets"]) == 0
+    assert "breast_cancer" in capsys.readouterr().out
