@@ -200,3 +200,33 @@ def test_list_defenses_prints_every_defense_with_its_knob(capsys):
     assert "passive_mc" in capsys.readouterr().out
     assert cli.main(["list", "datasets"]) == 0
     assert "breast_cancer" in capsys.readouterr().out
+
+
+# strong settings and the argmin attack's measured success under them on digits (2 seeds, 30
+# epochs; undefended 1.00); the bounds leave a margin for the 10-epoch, 1-seed runs below
+STRONG = {
+    "laplace": ({"scale": "0.003"}, 0.15),
+    "gaussian_dp": ({"noise_multiplier": "0.25"}, 0.15),
+    "compression": ({"keep": "0.02"}, 0.11),
+    "ppdl": ({"upload": "0.05"}, 0.13),
+    "discrete_sgd": ({"bins": "3"}, 0.14),
+    "sign_sgd": ({}, 0.17),
+    "kdk": ({"epsilon": "0.5"}, 0.33),
+    "flsg": ({"threshold": "0.0"}, 0.21),
+    "dcor": ({"weight": "1.0"}, 0.23),
+    "label_dp": ({"epsilon": "1.0"}, 0.23),      # the noisy label's keep rate e/(e+9)
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRONG))
+def test_each_baseline_at_a_strong_setting_lowers_the_direct_attack(name, digits):
+    from ladsg_jax.attacks.suite import AttackSettings, run_attacks
+    from ladsg_jax.presets import preset_config
+
+    fields, measured = STRONG[name]
+    config = preset_config("digits", top_model="none", epochs=10,
+                           defense=make_defense(name, **fields))
+    report = run_attacks(config, digits, ["direct_argmin"], 1,
+                         settings=AttackSettings(known_labels=40))
+    success = report["attacks"]["direct_argmin"]["mean"]
+    assert success < max(0.5, measured + 0.2), (name, success)

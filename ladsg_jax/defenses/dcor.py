@@ -22,7 +22,8 @@ def distance_correlation(x: jax.Array, y: jax.Array) -> jax.Array:
     """Sample distance correlation of the rows of x and y (Székely et al., 2007), in [0, 1]."""
     a, b = _centered_distances(x), _centered_distances(y)
     xy, xx, yy = jnp.mean(a * b), jnp.mean(a * a), jnp.mean(b * b)
-    return jnp.sqrt(jnp.maximum(xy, 0.0) / (jnp.sqrt(xx * yy) + 1e-12))
+    # the small offsets keep the square roots' gradients finite when a batch is degenerate
+    return jnp.sqrt(jnp.maximum(xy, 0.0) / (jnp.sqrt(xx * yy + 1e-24) + 1e-12) + 1e-12)
 
 
 @dataclasses.dataclass(frozen=True)
