@@ -215,18 +215,26 @@ STRONG = {
     "flsg": ({"threshold": "0.0"}, 0.21),
     "dcor": ({"weight": "1.0"}, 0.23),
     "label_dp": ({"epsilon": "1.0"}, 0.23),      # the noisy label's keep rate e/(e+9)
+    "max_norm": ({"scale": "2.0"}, 0.16),
+    "cae": ({"lam": "0.5"}, 0.11),
+    "dcae": ({"lam": "0.5"}, 0.11),
 }
 
 
-@pytest.mark.parametrize("name", sorted(STRONG))
-def test_each_baseline_at_a_strong_setting_lowers_the_direct_attack(name, digits):
+@pytest.mark.parametrize("name", sorted(STRONG) + ["marvell"])
+def test_each_baseline_at_a_strong_setting_lowers_the_direct_attack(name, request):
+    """Marvell is for binary tasks: breast_cancer, where the argmin attack fell from 1.00 to
+    0.55 at power 4 (2 seeds)."""
     from ladsg_jax.attacks.suite import AttackSettings, run_attacks
     from ladsg_jax.presets import preset_config
 
-    fields, measured = STRONG[name]
-    config = preset_config("digits", top_model="none", epochs=10,
+    dataset, (fields, measured) = (("breast_cancer", ({"power": "10"}, 0.54)) if name == "marvell"
+                                   else ("digits", STRONG[name]))
+    data = request.getfixturevalue(dataset)
+    config = preset_config(dataset, top_model="none", epochs=10,
                            defense=make_defense(name, **fields))
-    report = run_attacks(config, digits, ["direct_argmin"], 1,
-                         settings=AttackSettings(known_labels=40))
+    report = run_attacks(config, data, ["direct_argmin"], 1,
+                         settings=AttackSettings(known_labels=20))
     success = report["attacks"]["direct_argmin"]["mean"]
-    assert success < max(0.5, measured + 0.2), (name, success)
+    bound = 0.75 if dataset == "breast_cancer" else max(0.5, measured + 0.2)
+    assert success < bound, (name, success)

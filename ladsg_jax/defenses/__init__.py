@@ -4,9 +4,11 @@ from __future__ import annotations
 import dataclasses
 
 from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.cae import CAE, DCAE
 from ladsg_jax.defenses.dcor import DistanceCorrelation
 from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP
 from ladsg_jax.defenses.ladsg import LADSG
+from ladsg_jax.defenses.marvell import MaxNorm, Marvell
 from ladsg_jax.defenses.noise import GaussianDP, LaplaceNoise
 from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
 from ladsg_jax.defenses.sparsify import PPDL, GradientCompression
@@ -14,7 +16,7 @@ from ladsg_jax.errors import ConfigError, unknown
 
 DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
     Defense, LADSG, LaplaceNoise, GaussianDP, GradientCompression, PPDL, DiscreteSGD, SignSGD,
-    KDk, FLSG, DistanceCorrelation, LabelDP)}
+    MaxNorm, Marvell, KDk, FLSG, CAE, DCAE, DistanceCorrelation, LabelDP)}
 
 
 def knob_default(cls: type[Defense]):
