@@ -20,13 +20,13 @@ import time
 
 from tqdm.auto import tqdm
 
-from ladsg_jax.attack_table import add_comparisons, defense_row, markdown_tables
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
-from ladsg_jax.data import load
+from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
+                                    markdown_tables)
 from ladsg_jax.defenses import make_defense
-from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic, write_text_atomic
+from ladsg_jax.presets import preset_config
+from ladsg_jax.results import (read_records, sweep_arguments, write_json_atomic,
+                               write_text_atomic)
 
 # label -> (registry name, fields). The strengths are the strongest setting of each knob whose
 # main-task cost on digits stayed near LADSG's (a few points) in a 2-seed calibration (see
@@ -64,17 +64,11 @@ def main(argv=None) -> int:
                 if label in wanted or label == "none"
                 if not any(r["dataset"] == d and r["setting"] == label for r in rows)]
         bar = tqdm(todo, desc="defense table", unit="row")
-        loaded = {}
+        contexts = AttackContexts()
         for dataset, label in bar:
             bar.set_postfix(dataset=dataset, setting=label)
             name, fields = SETTINGS[label]
-            if dataset not in loaded:
-                data = load(dataset)
-                settings = AttackSettings(known_labels=known_labels_for(dataset,
-                                                                        data.num_classes))
-                loaded[dataset] = (data, settings,
-                                   AttackRunner(preset_config(dataset), data, settings))
-            data, settings, runner = loaded[dataset]
+            data, settings, runner = contexts(dataset)
             defense = make_defense(name, **fields)
             start = time.perf_counter()
             try:

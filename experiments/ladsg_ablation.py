@@ -18,11 +18,9 @@ import time
 
 from tqdm.auto import tqdm
 
-from ladsg_jax.attack_table import add_comparisons, defense_row, markdown_tables
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
-from ladsg_jax.data import load
+from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
+                                    markdown_tables)
 from ladsg_jax.defenses import LADSG, Defense
-from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
 
 STAGE_SETS = ((), ("la",), ("sg",), ("nd",), ("la", "sg"), ("la", "nd"), ("sg", "nd"),
@@ -43,16 +41,10 @@ def main(argv=None) -> int:
                 if not any(r["dataset"] == d and r["setting"] == setting_name(s)
                            for r in records)]
         bar = tqdm(todo, desc="ablation", unit="setting")
-        loaded = {}
+        contexts = AttackContexts()
         for dataset, stages in bar:
             bar.set_postfix(dataset=dataset, setting=setting_name(stages))
-            if dataset not in loaded:
-                data = load(dataset)
-                settings = AttackSettings(known_labels=known_labels_for(dataset,
-                                                                        data.num_classes))
-                loaded[dataset] = (data, settings,
-                                   AttackRunner(preset_config(dataset), data, settings))
-            data, settings, runner = loaded[dataset]
+            data, settings, runner = contexts(dataset)
             start = time.perf_counter()
             defense = LADSG(stages=stages) if stages else Defense()
             record = defense_row(data, defense, setting_name(stages), args.seeds, runner,

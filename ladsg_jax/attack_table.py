@@ -14,9 +14,10 @@ import numpy as np
 from ladsg_jax import metrics
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, run_attacks
+from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
-from ladsg_jax.presets import preset_config
+from ladsg_jax.presets import known_labels_for, preset_config
 
 # which runs each attack reads: "mlp" and "none" are honest runs with that top model
 ATTACK_GROUPS = {
@@ -31,6 +32,22 @@ COLUMNS = (("direct", "direct"), ("direct_argmin", "argmin"),
            ("direction_scoring", "direction"), ("cluster_embeddings", "clust-emb"),
            ("cluster_messages", "clust-msg"), ("inversion", "invert"),
            ("inversion_head", "invert+head"))
+
+
+class AttackContexts:
+    """Per data set, loaded once: the data, the attacker's settings (DESIGN §7's known labels)
+    and an `AttackRunner` whose compiled attacks every row of that data set reuses."""
+
+    def __init__(self):
+        self._loaded = {}
+
+    def __call__(self, dataset: str) -> tuple[VFLData, AttackSettings, AttackRunner]:
+        if dataset not in self._loaded:
+            data = load(dataset)
+            settings = AttackSettings(known_labels=known_labels_for(dataset, data.num_classes))
+            self._loaded[dataset] = (data, settings,
+                                     AttackRunner(preset_config(dataset), data, settings))
+        return self._loaded[dataset]
 
 
 def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
