@@ -170,3 +170,13 @@ def test_the_wire_record_is_the_same_in_every_strategy(synthetic, loop, seeds):
                                rtol=1e-5, atol=1e-7)
     messages, seen = jax.tree.map(lambda a: a[0], last.wire).per_sample(synthetic.num_train)
     assert messages.shape == (synthetic.num_train, 3) and bool(seen.all())
+
+
+def test_train_runs_without_jit_on_host_arrays(synthetic):
+    """`train(key, data)` called directly (no jax.jit) on a data set of NumPy arrays gives what
+    the jitted call gives."""
+    config = TrainConfig(bottom_hidden=(8,), epochs=1)
+    train = make_train(config)
+    eager = train(jax.random.key(0), synthetic)
+    jitted = jax.jit(train)(jax.random.key(0), synthetic)
+    np.testing.assert_allclose(eager.test_accuracy, jitted.test_accuracy, atol=1e-6)

@@ -159,6 +159,7 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data)), wire
 
     def train(key: jax.Array, data: VFLData) -> Result:
+        data = jax.tree.map(jnp.asarray, data)      # host arrays cannot be indexed by tracers
         state = init(key, data)
         if config.record_wire == "last":
             blank = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
