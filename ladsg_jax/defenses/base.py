@@ -1,4 +1,5 @@
-"""The three places a defense plugs in (DESIGN §2): the labels, the cut and the updates."""
+"""Where a defense plugs in (DESIGN §2): the labels, the cut, the active party's screen and filter,
+the loss and the decoding of the outputs."""
 from __future__ import annotations
 
 import dataclasses

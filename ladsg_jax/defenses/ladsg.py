@@ -57,7 +57,7 @@ import jax.numpy as jnp
 
 from ladsg_jax.defenses.base import Defense
 from ladsg_jax.defenses.teacher import train_teacher
-from ladsg_jax.errors import ConfigError, one_of, require
+from ladsg_jax.errors import one_of, require
 
 STAGES = ("la", "sg", "nd")
 MODES = ("decoy", "cosine", "flsg")
