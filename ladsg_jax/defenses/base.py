@@ -72,3 +72,9 @@ class Defense:
 
     def filter(self, state: dict, report: dict, messages: tuple):
         return state, None, {}
+
+
+def clip_scale(x: jax.Array, bound) -> jax.Array:
+    """Per-row factors min(1, bound/‖x_i‖), shape (B, 1): x times them has rows of norm at most
+    `bound` (per-sample norm clipping)."""
+    return jnp.minimum(1.0, bound / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-12))

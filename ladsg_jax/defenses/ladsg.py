@@ -45,7 +45,8 @@ message's norm at full rate. Norm detection is off by default: substitution hone
 passive embeddings (up to 14.6× the active party's on digits), so the ratio rule then blocks an
 honest party for most steps (82% on digits with a top model); alone it flags 0.3–3.7% of an
 honest run's steps and catches a party whose embeddings explode. Per-sample noise resists the
-averaging attacker better but costs 6–9 points of main-task accuracy with a top model on digits.
+averaging attacker better but costs 5.5–10 points of main-task accuracy with a top model on
+digits (ρ 0.5–0.9).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import Defense, clip_scale
 from ladsg_jax.defenses.teacher import train_teacher
 from ladsg_jax.errors import one_of, require
 
@@ -250,6 +251,12 @@ class LADSG(Defense):
 
     # -- stage nd ----------------------------------------------------------------------------
 
+    def spike_bound(self, stats: dict, name: str):
+        """μ + κσ of the running statistic `name` ("embed" or "message") per passive party;
+        infinite during the warm-up."""
+        bound = stats[f"{name}_mean"] + self.kappa * jnp.sqrt(stats[f"{name}_var"])
+        return jnp.where(stats["count"] >= self.warmup, bound, jnp.inf)
+
     def screen(self, hs, ctx):
         if "nd" not in self.stages:
             return hs, {}
@@ -258,16 +265,13 @@ class LADSG(Defense):
                                                  for h in hs]))
         passive = len(hs) - 1
         others = jnp.stack([jnp.median(jnp.delete(norms, k)) for k in range(passive)])
-        armed = stats["count"] >= self.warmup
-        ema_bound = jnp.where(armed, stats["embed_mean"]
-                              + self.kappa * jnp.sqrt(stats["embed_var"]), jnp.inf)
-        ratio_bound = jnp.where(armed, self.ratio * others, jnp.inf)
+        ema_bound = self.spike_bound(stats, "embed")
+        ratio_bound = jnp.where(stats["count"] >= self.warmup, self.ratio * others, jnp.inf)
         bound = jnp.minimum(ema_bound, ratio_bound)
         flagged = norms[:passive] > bound
         screened = list(hs)
         for k in range(passive):
-            sample_norms = jnp.linalg.norm(hs[k], axis=-1, keepdims=True)
-            scale = jax.lax.stop_gradient(jnp.minimum(1.0, bound[k] / (sample_norms + 1e-12)))
+            scale = jax.lax.stop_gradient(clip_scale(hs[k], bound[k]))
             screened[k] = jnp.where(flagged[k], hs[k] * scale, hs[k])
         return tuple(screened), {"embed_norm": norms[:passive], "embed_flag": flagged,
                                  "embed_bound": ema_bound}
@@ -277,9 +281,7 @@ class LADSG(Defense):
             return state, None, {}
         stats = state["nd"]
         message_norm = jnp.stack([jnp.linalg.norm(m, axis=-1).mean() for m in messages])
-        armed = stats["count"] >= self.warmup
-        message_bound = jnp.where(armed, stats["message_mean"]
-                                  + self.kappa * jnp.sqrt(stats["message_var"]), jnp.inf)
+        message_bound = self.spike_bound(stats, "message")
         message_flag = message_norm > message_bound
         blocked = report["embed_flag"] | message_flag
         stats = norm_statistics_update(stats, jnp.minimum(report["embed_norm"],

@@ -7,7 +7,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import Defense, clip_scale
 from ladsg_jax.errors import require
 
 
@@ -43,7 +43,8 @@ class GaussianDP(Defense):
     """
 
     name: ClassVar[str] = "gaussian_dp"
-    summary: ClassVar[str] = "per-sample clipping + Gaussian noise, ε from an RDP accountant (Abadi et al. 2016)"
+    summary: ClassVar[str] = ("per-sample clipping + Gaussian noise, ε from an RDP accountant "
+                              "(Abadi et al. 2016)")
     knob: ClassVar[str] = "noise_multiplier"
     noise_multiplier: float = 1.0
     clip: float = 0.02
@@ -58,8 +59,7 @@ class GaussianDP(Defense):
                 f"must be in (0, 1), got {self.delta!r}")
 
     def cut(self, g, ctx):
-        norms = jnp.linalg.norm(g, axis=-1, keepdims=True)
-        clipped = g * jnp.minimum(1.0, self.clip / (norms + 1e-12))
+        clipped = g * clip_scale(g, self.clip)
         noise = jax.random.normal(ctx["key"], g.shape)
         return clipped + self.noise_multiplier * self.clip * noise
 
