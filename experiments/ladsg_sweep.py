@@ -13,11 +13,11 @@ import json
 import sys
 import time
 
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, run_attacks
-from ladsg_jax.data import load
+from ladsg_jax.attack_table import AttackContexts
+from ladsg_jax.attacks.suite import run_attacks
 from ladsg_jax.defenses import Defense, LADSG
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.presets import known_labels_for, preset_config
+from ladsg_jax.presets import preset_config
 from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
 
 SETTINGS = {
@@ -90,10 +90,9 @@ def main(argv=None) -> int:
         print(markdown_table(records))
         return 0
     done = {(r["dataset"], r["setting"]) for r in records}
+    contexts = AttackContexts()
     for dataset in args.datasets:
-        data = load(dataset)
-        settings = AttackSettings(known_labels=known_labels_for(dataset, data.num_classes))
-        runner = AttackRunner(preset_config(dataset), data, settings)
+        data, settings, runner = contexts(dataset)
         for label, setting in SETTINGS.items():
             if (dataset, label) in done:
                 continue

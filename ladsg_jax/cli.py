@@ -15,7 +15,7 @@ import time
 
 from ladsg_jax import data as datasets
 from ladsg_jax.attack_table import ATTACK_GROUPS, COLUMNS
-from ladsg_jax.defenses import DEFENSES, make_defense
+from ladsg_jax.defenses import DEFENSES, knob_default, make_defense
 from ladsg_jax.errors import ConfigError, unknown
 from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import write_json_atomic
@@ -238,7 +238,6 @@ def command_demo(args: argparse.Namespace) -> int:
 def list_rows(kind: str) -> list[tuple[str, ...]]:
     """The rows `ladsg-jax list KIND` prints: (name, ..., description)."""
     if kind == "defenses":
-        from ladsg_jax.defenses import DEFENSES, knob_default
         return [(name, cls.knob or "-", "-" if cls.knob is None else str(knob_default(cls)),
                  cls.summary)
                 for name, cls in DEFENSES.items()]

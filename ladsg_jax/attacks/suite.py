@@ -233,8 +233,9 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     attack reads it. Returns `{"main_task": {...}, "attacks": {name: {"metric", "per_seed",
     "mean", "std"}}}`; `main_task` is the test accuracy of the honest run (of the malicious
     one when there is no honest run); `defense_metrics[run][name]`, when the defense reports
-    any, their means over the epochs (party 0's entry), summarized over seeds. Pass an `attack_runner` built for the same bottom model,
-    data and settings to reuse its compiled attacks across calls.
+    any, their means over the epochs (party 0's entry), summarized over seeds. Pass an
+    `attack_runner` built for the same bottom model, data and settings to reuse its compiled
+    attacks across calls.
     """
     for name in attacks:
         check_fits(name, config.top_model, data.num_classes)

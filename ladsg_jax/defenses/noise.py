@@ -5,7 +5,6 @@ import dataclasses
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 
 from ladsg_jax.defenses.base import Defense, clip_scale
 from ladsg_jax.errors import require
