@@ -7,7 +7,7 @@ from typing import Optional
 
 from ladsg_jax.defenses import Defense
 from ladsg_jax.errors import ConfigError, one_of, require
-from ladsg_jax.models import BOTTOMS, TOPS
+from ladsg_jax.models import BOTTOMS, TOKEN_BOTTOMS, TOPS
 
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")
@@ -23,7 +23,10 @@ class TrainConfig:
     `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
     `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
     same numbers. `record_wire` keeps the messages the passive parties received: "none",
-    the "last" epoch's, or "all" epochs' (what the attacks read).
+    the "last" epoch's, or "all" epochs' (what the attacks read). The learning rate is
+    multiplied by `lr_decay` at the start of each epoch in `lr_decay_epochs` (Fu et al.'s CIFAR
+    setting: 0.1 at epochs 50 and 85). `vocab_size` is the token-id range of the token bottoms
+    ('hashed_mlp', 'text'); it must cover the data set's.
     """
 
     num_parties: int = 2
@@ -36,6 +39,9 @@ class TrainConfig:
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 0.0
+    lr_decay_epochs: tuple = ()
+    lr_decay: float = 0.1
+    vocab_size: Optional[int] = None
     batch_size: int = 32
     epochs: int = 30
     eval_batch_size: int = 1024
@@ -71,6 +77,19 @@ def validate(config: TrainConfig) -> None:
                 field, f"must be a tuple of positive integers, got {widths!r}")
     if config.embed_dim is not None:
         _positive_int(config.embed_dim, "embed_dim")
+    if config.vocab_size is not None:
+        _positive_int(config.vocab_size, "vocab_size")
+    if config.bottom in TOKEN_BOTTOMS:
+        require(config.vocab_size is not None, "vocab_size",
+                f"bottom {config.bottom!r} embeds token ids: set vocab_size to the data set's "
+                "(the presets of criteo and yahoo_answers do)")
+    epochs_ok = all(isinstance(e, int) and 0 < e for e in config.lr_decay_epochs)
+    require(isinstance(config.lr_decay_epochs, tuple) and epochs_ok
+            and list(config.lr_decay_epochs) == sorted(set(config.lr_decay_epochs)),
+            "lr_decay_epochs", f"must be a tuple of increasing positive epoch numbers, "
+                               f"got {config.lr_decay_epochs!r}")
+    require(0 < config.lr_decay <= 1, "lr_decay",
+            f"must be in (0, 1], got {config.lr_decay!r}")
     for field in ("batch_size", "epochs", "eval_batch_size"):
         _positive_int(getattr(config, field), field)
     lr = config.learning_rate
@@ -85,8 +104,20 @@ def validate(config: TrainConfig) -> None:
 
 
 def check_against_data(config: TrainConfig, num_parties: int, num_classes: int,
-                       num_train: int) -> None:
-    """The checks that need the data: parties match, embeddings fit `top_model: none`, batches fit."""
+                       num_train: int, vocab_size: int = 0) -> None:
+    """The checks that need the data: parties match, embeddings fit `top_model: none`, batches
+    fit, token ids fit the token bottoms' vocabulary (`vocab_size` 0: not token data)."""
+    token_bottom = config.bottom in TOKEN_BOTTOMS
+    if vocab_size and not token_bottom:
+        raise ConfigError("bottom", f"the data are token ids (vocab_size {vocab_size}); "
+                                    f"allowed bottoms: {', '.join(TOKEN_BOTTOMS)}")
+    if token_bottom and not vocab_size:
+        raise ConfigError("bottom", f"{config.bottom!r} takes token ids but the data are "
+                                    "features; allowed: " + ", ".join(
+                                        b for b in BOTTOMS if b not in TOKEN_BOTTOMS))
+    if token_bottom and config.vocab_size < vocab_size:
+        raise ConfigError("vocab_size", f"{config.vocab_size} is smaller than the data set's "
+                                        f"{vocab_size} token ids")
     if num_parties != config.num_parties:
         raise ConfigError("num_parties", f"config has {config.num_parties} parties but the data "
                                          f"is split for {num_parties}")

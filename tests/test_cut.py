@@ -50,7 +50,8 @@ def plain_loss_from_embeddings(model, params, stats, hs, y):
 
 
 def plain_loss(model, params, stats, xs, y):
-    return plain_loss_from_embeddings(model, params, stats, model.embeddings(params, xs), y)
+    hs = model.embeddings(params, stats, xs)[0]
+    return plain_loss_from_embeddings(model, params, stats, hs, y)
 
 
 def grads_with_cut(model, policy, params, stats, xs, y):
@@ -62,7 +63,7 @@ def grads_with_cut(model, policy, params, stats, xs, y):
 def expected_grads(model, policy, params, stats, xs, y):
     """Hand-assembled: true ∂L/∂h0, the policy's message, and the VJP of bottom 0 at it."""
     plain = jax.grad(lambda p: plain_loss(model, params | p, stats, xs, y))(params)
-    hs = model.embeddings(params, xs)
+    hs = model.embeddings(params, stats, xs)[0]
     g0 = jax.grad(lambda h0: plain_loss_from_embeddings(model, params, stats,
                                                         (h0, hs[1]), y))(hs[0])
     message = policy.cut(g0, {"labels": y, "key": jax.random.key(1)})

@@ -121,7 +121,7 @@ def test_a_decoy_message_is_the_gradient_for_the_decoy_target():
     centre = members[jnp.arange(B), choice]
     decoy = 0.7 * jax.nn.one_hot(centre, C) + 0.15 * (
         jax.nn.one_hot(members, C).sum(1) - jax.nn.one_hot(centre, C))
-    hs = model.embeddings(params, xs)
+    hs = model.embeddings(params, stats, xs)[0]
     expected = jax.grad(lambda h0: optax.softmax_cross_entropy(
         model.top(params, stats, (h0, hs[1]), train=True)[0], decoy).mean())(hs[0])
     chex.assert_trees_all_close(sent, expected, atol=1e-6, rtol=1e-5)

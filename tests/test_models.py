@@ -38,7 +38,8 @@ def test_top_model_has_batchnorm_statistics_and_sum_top_adds():
 
 
 def test_unknown_model_names_are_rejected():
-    with pytest.raises(ConfigError, match="bottom: unknown value 'resnet'; allowed: cnn, mlp"):
+    with pytest.raises(ConfigError,
+                       match="bottom: unknown value 'resnet'; allowed: cnn, hashed_mlp, mlp, res"):
         make_bottom("resnet", (), 2)
     with pytest.raises(ConfigError, match="top_model: unknown value 'deep'; allowed: mlp, none"):
         make_top("deep", (), 2)

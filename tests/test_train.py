@@ -126,7 +126,7 @@ def test_auto_strategy_follows_the_backend_and_model(digits):
     ("learning_rate", 0.0, "learning_rate: must be a positive number, got 0.0"),
     ("learning_rate", float("nan"), "learning_rate: must be a positive number"),
     ("optimizer", "rmsprop", "optimizer: unknown value 'rmsprop'; allowed: adam, sgd"),
-    ("bottom", "resnet", "bottom: unknown value 'resnet'; allowed: cnn, mlp"),
+    ("bottom", "resnet", "bottom: unknown value 'resnet'; allowed: cnn, hashed_mlp, mlp, resnet20"),
     ("loop", "fast", "loop: unknown value 'fast'; allowed: auto, scan, step"),
     ("seeds", "pmap", "seeds: unknown value 'pmap'; allowed: auto, sequential, vmap"),
     ("num_parties", 1, "num_parties: VFL needs at least 2 parties"),

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from ladsg_jax.errors import require
+from ladsg_jax.models import apply_stateful, split_variables
 
 
 class InferenceHead(nn.Module):
@@ -92,29 +93,26 @@ def mixmatch_loss(logits_x, targets_x, logits_u, targets_u, weight_u):
 
 
 def make_model_completion(bottom: nn.Module, num_classes: int, config: MixMatchConfig):
-    """`complete(key, bottom_params, train_x, known_idx, known_y) -> variables` (pure).
+    """`complete(key, bottom_params, bottom_stats, train_x, known_idx, known_y) -> variables`
+    (pure). `bottom_stats` are the bottom's BatchNorm running statistics ({} without
+    BatchNorm): the bottom runs in evaluation mode on them, also when fine-tuned.
 
     `predict(variables, x) -> logits` evaluates the completed model (EMA parameters).
     """
     head = InferenceHead(num_classes)
     optimizer = optax.adam(config.learning_rate)
 
-    def embed(bottom_params, x):
-        return bottom.apply({"params": bottom_params}, x)
-
     def forward(params, batch_stats, x, train):
-        h = embed(params["bottom"], x)
-        variables = {"params": params["head"], "batch_stats": batch_stats}
-        if train:
-            logits, updates = head.apply(variables, h, train=True, mutable=["batch_stats"])
-            return logits, updates["batch_stats"]
-        return head.apply(variables, h, train=False), batch_stats
+        h = apply_stateful(bottom, params["bottom"], batch_stats["bottom"], x, train=False)[0]
+        logits, head_stats = apply_stateful(head, params["head"], batch_stats["head"], h, train)
+        return logits, {**batch_stats, "head": head_stats}
 
-    def complete(key, bottom_params, train_x, known_idx, known_y):
+    def complete(key, bottom_params, bottom_stats, train_x, known_idx, known_y):
         init_key, key = jax.random.split(key)
-        h0 = embed(bottom_params, train_x[: config.batch_size])
-        head_vars = head.init(init_key, h0)
-        params = {"bottom": bottom_params, "head": head_vars["params"]}
+        h0 = apply_stateful(bottom, bottom_params, bottom_stats, train_x[: config.batch_size],
+                            train=False)[0]
+        head_params, head_stats = split_variables(head.init(init_key, h0))
+        params = {"bottom": bottom_params, "head": head_params}
         trainable = lambda p: p if config.finetune_bottom else {"head": p["head"]}
         opt_state = optimizer.init(trainable(params))
         n, b = train_x.shape[0], config.batch_size
@@ -149,7 +147,7 @@ def make_model_completion(bottom: nn.Module, num_classes: int, config: MixMatchC
         steps = (jnp.arange(config.steps), jax.random.split(key, config.steps))
         zeros = jax.tree.map(jnp.zeros_like, params)
         (params, ema, batch_stats, _), losses = jax.lax.scan(
-            step, (params, zeros, head_vars["batch_stats"], opt_state), steps)
+            step, (params, zeros, {"bottom": bottom_stats, "head": head_stats}, opt_state), steps)
         debias = 1.0 - config.ema_decay ** config.steps
         ema = jax.tree.map(lambda e: e / debias, ema)
         return {"params": ema, "batch_stats": batch_stats, "losses": losses}

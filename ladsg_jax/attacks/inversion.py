@@ -70,7 +70,9 @@ class Reconstruction:
 
 
 def _embed(module, x, params):
-    return module.apply({"params": params}, x)
+    """The bottom's forward pass as in training (BatchNorm on the batch's own statistics, which
+    is what produced the gradient the attacker observes)."""
+    return module.apply({"params": params}, x, train=True, mutable=["batch_stats"])[0]
 
 
 def observed_gradient(module, params, x, message):

@@ -25,6 +25,7 @@ from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.scoring import direction_scores, norm_scores
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.models import apply_stateful, split_variables
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -49,6 +50,7 @@ class AttackerView:
     """What party 0 (the passive party) holds after a run."""
 
     bottom_params: dict
+    bottom_stats: dict        # its BatchNorm running statistics ({} without BatchNorm)
     train_x: jax.Array
     test_x: jax.Array
     wire: WireRecord          # every epoch's messages, (epochs, num_batches, B, d)
@@ -59,7 +61,9 @@ class AttackerView:
 def attacker_view(result: Result, seed_index: int, data: VFLData, known_idx) -> AttackerView:
     take = lambda a: a[seed_index]
     known_idx = jnp.asarray(known_idx)
+    stats = result.state.batch_stats.get("party_0", {}).get("bottom", {})
     return AttackerView(bottom_params=jax.tree.map(take, result.state.params["party_0"]["bottom"]),
+                        bottom_stats=jax.tree.map(take, stats),
                         train_x=jnp.asarray(data.train_x[0]), test_x=jnp.asarray(data.test_x[0]),
                         wire=jax.tree.map(take, result.wire), known_idx=known_idx,
                         known_y=jnp.asarray(data.train_y)[known_idx])
@@ -115,7 +119,7 @@ class AttackRunner:
         complete_raw, self.predict_raw = make_model_completion(self.bottom, data.num_classes,
                                                                raw_config)
         self.complete_raw = jax.jit(complete_raw)
-        self.embed = jax.jit(lambda p, x: self.bottom.apply({"params": p}, x))
+        self.embed = jax.jit(lambda p, s, x: apply_stateful(self.bottom, p, s, x, False)[0])
         self.invert = {head: jax.jit(partial(
             invert_labels, self.bottom, num_classes=data.num_classes, head=head,
             steps=settings.inversion_steps, learning_rate=settings.inversion_learning_rate))
@@ -145,13 +149,13 @@ class AttackRunner:
                     "score": metrics.top1_accuracy(np.asarray(predicted)[rows], train_y[rows])}
         if spec.metric == "completion":
             if name == "raw_mc":
-                fresh = self.bottom.init(key, view.train_x[:2])["params"]
-                variables = self.complete_raw(key, fresh, view.train_x, view.known_idx,
-                                              view.known_y)
+                fresh, fresh_stats = split_variables(self.bottom.init(key, view.train_x[:2]))
+                variables = self.complete_raw(key, fresh, fresh_stats, view.train_x,
+                                              view.known_idx, view.known_y)
                 predict = self.predict_raw
             else:
-                variables = self.complete(key, view.bottom_params, view.train_x, view.known_idx,
-                                          view.known_y)
+                variables = self.complete(key, view.bottom_params, view.bottom_stats,
+                                          view.train_x, view.known_idx, view.known_y)
                 predict = self.predict
             metric, test_score = metrics.main_score(predict(variables, view.test_x), test_y,
                                                   data.num_classes)
@@ -173,7 +177,8 @@ class AttackRunner:
                                                       mask=np.asarray(valid))}
         if name in ("cluster_embeddings", "cluster_messages"):
             if name == "cluster_embeddings":
-                features, seen = self.embed(view.bottom_params, view.train_x), None
+                features = self.embed(view.bottom_params, view.bottom_stats, view.train_x)
+                seen = None
             else:
                 features, seen = mean_messages_per_sample(view.wire, train_y.shape[0], unit=True)
             features, seen = np.asarray(features), (np.ones(train_y.shape[0], bool)

@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import optax
 
-from ladsg_jax.models import make_bottom
+from ladsg_jax.models import apply_stateful, make_bottom, split_variables
 
 
 class Teacher(nn.Module):
@@ -15,8 +15,8 @@ class Teacher(nn.Module):
     num_classes: int
 
     @nn.compact
-    def __call__(self, x):
-        return nn.Dense(self.num_classes)(self.bottom(x))
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(self.num_classes)(self.bottom(x, train))
 
 
 def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, config,
@@ -27,25 +27,29 @@ def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, 
     Pure and jit-able: it runs inside the jitted `init` of a training run.
     """
     teacher = Teacher(make_bottom(config.bottom, config.bottom_hidden,
-                                  config.embed_dim or num_classes), num_classes)
+                                  config.embed_dim or num_classes, config.vocab_size), num_classes)
     init_key, key = jax.random.split(key)
-    params = teacher.init(init_key, x[:1])["params"]
+    params, batch_stats = split_variables(teacher.init(init_key, x[:1]))
     optimizer = optax.sgd(config.learning_rate, momentum=config.momentum or None)
     opt_state = optimizer.init(params)
     batch = min(config.batch_size, x.shape[0])
     num_batches = x.shape[0] // batch
 
+    def loss_fn(params, batch_stats, idx):
+        logits, batch_stats = apply_stateful(teacher, params, batch_stats, x[idx], train=True)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean(), batch_stats
+
     def step(carry, idx):
-        params, opt_state = carry
-        grads = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            teacher.apply({"params": p}, x[idx]), y[idx]).mean())(params)
+        params, batch_stats, opt_state = carry
+        grads, batch_stats = jax.grad(loss_fn, has_aux=True)(params, batch_stats, idx)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+        return (optax.apply_updates(params, updates), batch_stats, opt_state), None
 
     def epoch(carry, epoch_key):
         perm = jax.random.permutation(epoch_key, x.shape[0])[: num_batches * batch]
         carry, _ = jax.lax.scan(step, carry, perm.reshape(num_batches, batch))
         return carry, None
 
-    (params, _), _ = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
-    return teacher.apply({"params": params}, x)
+    (params, batch_stats, _), _ = jax.lax.scan(epoch, (params, batch_stats, opt_state),
+                                               jax.random.split(key, epochs))
+    return apply_stateful(teacher, params, batch_stats, x, train=False)[0]

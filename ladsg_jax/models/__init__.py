@@ -1,20 +1,41 @@
 """Flax models, used only through `module.apply(variables, x, train=...)`: pure functions."""
 from __future__ import annotations
 
-from ladsg_jax.errors import unknown
+from ladsg_jax.errors import ConfigError, unknown
+from ladsg_jax.models.bag import EmbeddingBagBottom
 from ladsg_jax.models.bottom import MLPBottom, SmallCNNBottom
+from ladsg_jax.models.resnet import CifarResNet
+from ladsg_jax.models.stateful import apply_stateful, split_variables
 from ladsg_jax.models.top import SumTop, TopModel
 
-BOTTOMS = ("mlp", "cnn")
+# name -> what `bottom_hidden` means for it
+BOTTOMS = {
+    "mlp": "hidden layer widths",
+    "cnn": "3x3 conv channel widths",
+    "resnet20": "ignored (He et al.'s CIFAR ResNet-20, 0.27M parameters)",
+    "resnet56": "ignored (He et al.'s CIFAR ResNet-56, 0.85M parameters)",
+    "hashed_mlp": "widths after the summed embedding of hashed feature ids (Criteo: 64, 16)",
+    "text": "widths after the mean word embedding (fastText-style encoder)",
+}
+TOKEN_BOTTOMS = ("hashed_mlp", "text")
+CONV_BOTTOMS = ("cnn", "resnet20", "resnet56")
 TOPS = ("mlp", "none")
 
 
-def make_bottom(name: str, hidden, out_dim: int):
-    """A bottom module by name: 'mlp' (widths = hidden layers) or 'cnn' (widths = conv channels)."""
+def make_bottom(name: str, hidden, out_dim: int, vocab_size: int | None = None):
+    """A bottom module by name (see `BOTTOMS` for what `hidden` means to each)."""
     if name == "mlp":
         return MLPBottom(hidden=tuple(hidden), out_dim=out_dim)
     if name == "cnn":
         return SmallCNNBottom(channels=tuple(hidden), out_dim=out_dim)
+    if name in ("resnet20", "resnet56"):
+        return CifarResNet(depth=int(name[len("resnet"):]), out_dim=out_dim)
+    if name in TOKEN_BOTTOMS:
+        if not vocab_size:
+            raise ConfigError("vocab_size", f"bottom {name!r} embeds token ids and needs the "
+                                            "vocabulary size (the data set's vocab_size)")
+        return EmbeddingBagBottom(vocab_size=vocab_size, hidden=tuple(hidden), out_dim=out_dim,
+                                  reduce="sum" if name == "hashed_mlp" else "mean")
     raise unknown("bottom", name, BOTTOMS)
 
 
@@ -27,5 +48,6 @@ def make_top(name: str, hidden, num_classes: int):
     raise unknown("top_model", name, TOPS)
 
 
-__all__ = ["MLPBottom", "SmallCNNBottom", "TopModel", "SumTop", "make_bottom", "make_top",
-           "BOTTOMS", "TOPS"]
+__all__ = ["MLPBottom", "SmallCNNBottom", "CifarResNet", "EmbeddingBagBottom", "TopModel",
+           "SumTop", "make_bottom", "make_top", "apply_stateful", "split_variables", "BOTTOMS",
+           "TOKEN_BOTTOMS", "CONV_BOTTOMS", "TOPS"]

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ladsg_jax.defenses import Defense
-from ladsg_jax.models import make_bottom, make_top
+from ladsg_jax.models import apply_stateful, make_bottom, make_top, split_variables
 from ladsg_jax.vfl.cut import cut
 
 
@@ -20,8 +20,10 @@ class VFLModel:
     """K bottoms and one top (DESIGN §1). Party K-1 is active: it owns the top and the labels.
 
     Parameters are a dict keyed by party, `{"party_k": {"bottom": ...}}`, with the active
-    party's entry also holding `"top"`; each party's subtree goes to its own optimizer. The
-    passive parties' embeddings pass through the cut; the active party's own do not.
+    party's entry also holding `"top"`; each party's subtree goes to its own optimizer.
+    BatchNorm statistics (ResNet bottoms, the top model) are a dict of the same shape holding
+    only the modules that have them. The passive parties' embeddings pass through the cut; the
+    active party's own do not.
     """
 
     num_parties: int
@@ -31,13 +33,15 @@ class VFLModel:
     embed_dim: int
     top_model: str
     top_hidden: tuple
+    vocab_size: int | None = None
 
     @classmethod
     def from_config(cls, config, num_classes: int) -> "VFLModel":
         embed = config.embed_dim or num_classes
         return cls(num_parties=config.num_parties, num_classes=num_classes, bottom=config.bottom,
                    bottom_hidden=config.bottom_hidden, embed_dim=embed,
-                   top_model=config.top_model, top_hidden=config.top_hidden)
+                   top_model=config.top_model, top_hidden=config.top_hidden,
+                   vocab_size=config.vocab_size)
 
     @property
     def active(self) -> int:
@@ -48,7 +52,7 @@ class VFLModel:
         return range(self.num_parties - 1)
 
     def bottom_module(self):
-        return make_bottom(self.bottom, self.bottom_hidden, self.embed_dim)
+        return make_bottom(self.bottom, self.bottom_hidden, self.embed_dim, self.vocab_size)
 
     def top_module(self):
         return make_top(self.top_model, self.top_hidden, self.num_classes)
@@ -57,29 +61,38 @@ class VFLModel:
         """Parameters and BatchNorm statistics for a batch shaped like `xs`."""
         keys = jax.random.split(key, self.num_parties + 1)
         bottom = self.bottom_module()
-        params = {party_name(k): {"bottom": bottom.init(keys[k], xs[k])["params"]}
-                  for k in range(self.num_parties)}
+        params, batch_stats = {}, {}
+        for k in range(self.num_parties):
+            p, stats = split_variables(bottom.init(keys[k], xs[k]))
+            params[party_name(k)] = {"bottom": p}
+            batch_stats[party_name(k)] = {"bottom": stats} if stats else {}
         h = tuple(jnp.zeros((xs[0].shape[0], self.embed_dim)) for _ in range(self.num_parties))
-        top_vars = self.top_module().init(keys[-1], h)
-        params[party_name(self.active)]["top"] = top_vars.get("params", {})
-        return params, top_vars.get("batch_stats", {})
+        p, stats = split_variables(self.top_module().init(keys[-1], h))
+        params[party_name(self.active)]["top"] = p
+        if stats:
+            batch_stats[party_name(self.active)]["top"] = stats
+        return params, {name: stats for name, stats in batch_stats.items() if stats}
 
-    def embeddings(self, params: dict, xs: tuple) -> tuple:
-        """Every party's bottom output h_k."""
-        bottom = self.bottom_module()
-        return tuple(bottom.apply({"params": params[party_name(k)]["bottom"]}, xs[k])
-                     for k in range(self.num_parties))
+    def embeddings(self, params: dict, batch_stats: dict, xs: tuple, train: bool = False):
+        """Every party's bottom output h_k, and the bottoms' updated BatchNorm statistics."""
+        bottom, hs, new_stats = self.bottom_module(), [], dict(batch_stats)
+        for k in range(self.num_parties):
+            name = party_name(k)
+            stats = batch_stats.get(name, {}).get("bottom", {})
+            h, stats = apply_stateful(bottom, params[name]["bottom"], stats, xs[k], train)
+            hs.append(h)
+            if stats:
+                new_stats[name] = {**new_stats[name], "bottom": stats}
+        return tuple(hs), new_stats
 
     def top(self, params: dict, batch_stats: dict, hs: tuple, train: bool):
         """Logits from the embeddings, and the updated BatchNorm statistics when training."""
-        variables = {"params": params[party_name(self.active)]["top"]}
-        if batch_stats:
-            variables["batch_stats"] = batch_stats
-        if train and batch_stats:
-            logits, updates = self.top_module().apply(variables, hs, train=True,
-                                                      mutable=["batch_stats"])
-            return logits, updates["batch_stats"]
-        return self.top_module().apply(variables, hs, train=train), batch_stats
+        name = party_name(self.active)
+        stats = batch_stats.get(name, {}).get("top", {})
+        logits, stats = apply_stateful(self.top_module(), params[name]["top"], stats, hs, train)
+        if stats:
+            batch_stats = {**batch_stats, name: {**batch_stats[name], "top": stats}}
+        return logits, batch_stats
 
     def apply_train(self, params: dict, batch_stats: dict, xs: tuple, wires: tuple,
                     defense: Defense, ctx: dict):
@@ -91,7 +104,8 @@ class VFLModel:
         LADSG's decoy substitution does). Returns (logits, batch_stats, screen report,
         penalty), the penalty being `defense.penalty` of the embeddings after the cut.
         """
-        hs, report = defense.screen(self.embeddings(params, xs), ctx)
+        hs, batch_stats = self.embeddings(params, batch_stats, xs, train=True)
+        hs, report = defense.screen(hs, ctx)
         fixed = jax.lax.stop_gradient((params, batch_stats))
         top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
         cut_hs = list(hs)
@@ -108,7 +122,7 @@ class VFLModel:
         defense state: the top model sees at test time what it was trained on (LADSG's norm
         detection keeps clipping a flagged party).
         """
-        hs = self.embeddings(params, xs)
+        hs, _ = self.embeddings(params, batch_stats, xs)
         if defense is not None:
             hs = defense.screen(hs, {"state": defense_state or {}})[0]
         return self.top(params, batch_stats, hs, train=False)[0]

@@ -3,26 +3,42 @@ from __future__ import annotations
 
 import optax
 
+from ladsg_jax.errors import ConfigError, unknown
+
 from ladsg_jax.vfl.model import party_name
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
+def learning_rate(config, steps_per_epoch: int | None = None):
+    """The config's learning rate: a constant, or a step decay by `lr_decay` at the start of
+    each epoch in `lr_decay_epochs` (needs the number of steps per epoch)."""
+    if not config.lr_decay_epochs:
+        return config.learning_rate
+    if not steps_per_epoch:
+        raise ConfigError("lr_decay_epochs", "a step decay needs the steps per epoch; "
+                                             "build the optimizer with the data's")
+    boundaries = {epoch * steps_per_epoch: config.lr_decay for epoch in config.lr_decay_epochs}
+    return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+
+
+def make_optimizer(config, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
     """The honest optimizer of a config: L2 weight decay (coupled, as PyTorch's) then SGD or Adam."""
+    rate = learning_rate(config, steps_per_epoch)
     if config.optimizer == "sgd":
-        step = optax.sgd(config.learning_rate, momentum=config.momentum or None)
+        step = optax.sgd(rate, momentum=config.momentum or None)
     else:
-        step = optax.adam(config.learning_rate)
+        step = optax.adam(rate)
     if config.weight_decay:
         return optax.chain(optax.add_decayed_weights(config.weight_decay), step)
     return step
 
 
-def make_optimizers(config, overrides: dict | None = None) -> dict:
+def make_optimizers(config, overrides: dict | None = None,
+                    steps_per_epoch: int | None = None) -> dict:
     """One optimizer per party; `overrides` replaces some (e.g. a malicious party's)."""
-    optimizers = {party_name(k): make_optimizer(config) for k in range(config.num_parties)}
+    optimizers = {party_name(k): make_optimizer(config, steps_per_epoch)
+                  for k in range(config.num_parties)}
     for name, opt in (overrides or {}).items():
         if name not in optimizers:
-            from ladsg_jax.errors import unknown
             raise unknown("optimizers", name, optimizers)
         optimizers[name] = opt
     return optimizers

@@ -2,8 +2,8 @@
 
 `loop="scan"` runs an epoch as one jitted `lax.scan`; `loop="step"` calls a jitted step per
 batch. `seeds="vmap"` runs all seeds in one vmapped program; `"sequential"` one after another.
-`"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan for MLP bottoms and step
-for convolutional ones (DESIGN §8: XLA:CPU's backward convolutions are slow inside loops), and
+`"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan for MLP and token bottoms
+and step for convolutional ones (DESIGN §8: XLA:CPU's backward convolutions are slow inside loops), and
 vmapped seeds only for small models: measured with `experiments/bench.py` on 2 cores, 8 seeds
 of the digits preset (5k parameters) took 0.43 s vmapped against 0.66 s in sequence, while a
 CIFAR-shaped MLP (1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.models import CONV_BOTTOMS
 from ladsg_jax.vfl.train import Result, WireRecord, make_trainer, result_from_history
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
@@ -37,7 +38,7 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None,
     accelerator = backend != "cpu"
     loop = config.loop
     if loop == "auto":
-        loop = "scan" if accelerator or config.bottom == "mlp" else "step"
+        loop = "scan" if accelerator or config.bottom not in CONV_BOTTOMS else "step"
     seeds = config.seeds
     if seeds == "auto":
         small = num_params is not None and num_params <= CPU_VMAP_MAX_PARAMS

@@ -91,17 +91,20 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
     `optimizers` overrides some parties' optax transformations (a dict keyed by "party_k");
     the rest use the config's optimizer.
     """
-    opts = make_optimizers(config, optimizers)
-
     def model_for(data: VFLData) -> VFLModel:
-        check_against_data(config, data.num_parties, data.num_classes, data.num_train)
+        check_against_data(config, data.num_parties, data.num_classes, data.num_train,
+                           getattr(data, "vocab_size", 0))
         return VFLModel.from_config(config, data.num_classes)
+
+    def optimizers_for(data: VFLData) -> dict:
+        return make_optimizers(config, optimizers, data.num_train // config.batch_size)
 
     def init(key: jax.Array, data: VFLData) -> TrainState:
         model = model_for(data)
         init_key, key = jax.random.split(key)
         sample = tuple(x[: config.batch_size] for x in data.train_x)
         params, batch_stats = model.init(init_key, sample)
+        opts = optimizers_for(data)
         opt_state = {name: opts[name].init(p) for name, p in params.items()}
         defense_key = jax.random.fold_in(init_key, 1)
         return TrainState(params=params, batch_stats=batch_stats, opt_state=opt_state, key=key,
@@ -116,7 +119,7 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         return state.replace(key=key), indices
 
     def step_on_indices(state: TrainState, data: VFLData, indices: jax.Array):
-        step = make_train_step(model_for(data), opts, config.defense)
+        step = make_train_step(model_for(data), optimizers_for(data), config.defense)
         batch = Batch(x=tuple(x[indices] for x in data.train_x), y=data.train_y[indices],
                       index=indices)
         return step(state, batch)
