@@ -115,30 +115,47 @@ class Runner:
 
         self._epoch = epoch_by_steps
 
-    def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False) -> Result:
+    def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False,
+            checkpoint_dir: str | None = None, on_epoch: Callable | None = None) -> Result:
         """Trains one run per key; returns a `Result` whose arrays lead with the seed axis.
 
-        `progress` shows a bar per epoch (a string sets its label).
+        `progress` shows a bar per epoch (a string sets its label). With `checkpoint_dir`, the
+        state is checkpointed with orbax after every epoch and a run that was interrupted
+        resumes from its last checkpoint, ending with the same numbers (`ladsg_jax.checkpoint`).
+        `on_epoch(group, epoch)` is called after each epoch (and its checkpoint).
         """
         data = jax.device_put(data)
         keys = jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, keys[0])
         num_seeds, epochs = keys.shape[0], self.config.epochs
+        checkpoints = None
+        if checkpoint_dir is not None:
+            from ladsg_jax.checkpoint import EpochCheckpoints, run_identity
+            checkpoints = EpochCheckpoints(checkpoint_dir,
+                                           run_identity(self.config, data.name, keys))
         label = progress if isinstance(progress, str) else data.name
         bar = tqdm(total=epochs * (1 if self.seeds == "vmap" else num_seeds), desc=label,
                    unit="epoch", disable=not progress, leave=False)
         groups = [keys] if self.seeds == "vmap" else list(keys)
         results = []
-        for group in groups:
+        for g, group in enumerate(groups):
             state = self._init(group, data)
-            history, wires = [], []
-            for _ in range(epochs):
+            history, wires, done = [], [], 0
+            restored = checkpoints.restore(g, state) if checkpoints else None
+            if restored is not None:
+                done, state, history, wires = restored
+                bar.update(done)
+            for epoch in range(done, epochs):
                 state, metrics, wire = self._epoch(state, data)
                 if wire is not None:
                     wires = [wire] if self.config.record_wire == "last" else wires + [wire]
                 metrics = jax.device_get(metrics)
                 history.append(metrics)
+                if checkpoints:
+                    checkpoints.save(g, epoch + 1, state, history, wires)
+                if on_epoch is not None:
+                    on_epoch(g, epoch + 1)
                 bar.update(1)
                 bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
             stacked = {k: np.stack([m[k] for m in history], axis=self._seed_lead)
@@ -147,6 +164,8 @@ class Runner:
                     if wires else None)
             results.append(result_from_history(state, stacked, wire))
         bar.close()
+        if checkpoints:
+            checkpoints.close()
         if self.seeds == "vmap":
             return results[0]
         return stack_runs(results)
