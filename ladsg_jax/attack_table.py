@@ -9,6 +9,8 @@ raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ladsg_jax import metrics
@@ -51,16 +53,25 @@ class AttackContexts:
 
 
 def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
-                runner: AttackRunner, settings: AttackSettings, seed: int = 0) -> dict:
-    """One defense against every attack that fits the data set, mean ± std over seeds."""
+                runner: AttackRunner, settings: AttackSettings, seed: int = 0,
+                attacks: tuple | None = None, checkpoint_dir: str | None = None,
+                **overrides) -> dict:
+    """One defense against every attack that fits the data set (or those of `attacks`), mean ±
+    std over seeds; runs no attack needs are not trained. `overrides` change
+    the preset (e.g. epochs); with `checkpoint_dir` each training run checkpoints per epoch
+    in a folder of its own there and resumes when interrupted."""
     row = {"dataset": data.name, "setting": label, "defense": repr(defense), "seeds": seeds,
            "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
     for group, names in ATTACK_GROUPS.items():
-        names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)]
+        names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)
+                 and (attacks is None or n in attacks)]
+        if not names:
+            continue
         config = preset_config(data.name, top_model="none" if group == "none" else "mlp",
-                               defense=defense)
+                               defense=defense, **overrides)
         report = run_attacks(config, data, names, seeds, seed, settings=settings,
-                             attack_runner=runner)
+                             attack_runner=runner, checkpoint_dir=checkpoint_dir and
+                             os.path.join(checkpoint_dir, group))
         if group == "malicious":
             row["main_task"]["malicious"] = report["main_task_malicious"]
         else:
@@ -87,14 +98,15 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     for row in rows:
         base = next(r for r in rows
                     if r["dataset"] == row["dataset"] and r["setting"] == baseline)
-        floor = row["attacks"]["raw_mc"]["mean"]
-        mp, mp_star = row["main_task"]["top_mlp"]["mean"], base["main_task"]["top_mlp"]["mean"]
+        floor = row["attacks"].get("raw_mc", {}).get("mean")
+        main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
+        mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
         scores = []
         for name, attack in row["attacks"].items():
             before = base["attacks"][name]["mean"]
             attack["reduction"] = metrics.reduction(before, attack["mean"]) if before else None
             attack["excess"] = (None if attack["metric"] == "auc" or name == "raw_mc"
-                                else metrics.excess(attack["mean"], floor))
+                                or floor is None else metrics.excess(attack["mean"], floor))
             if name != "raw_mc":
                 attack["dcs"] = metrics.dcs(attack["mean"], mp,
                                             row["chance"][attack["metric"]], mp_star)

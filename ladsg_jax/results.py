@@ -1,6 +1,7 @@
 """Writing results: JSON written atomically, so a killed run never leaves half a file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -38,16 +39,18 @@ def sweep_arguments(parser, default_out: str, default_seeds: int):
     return parser
 
 
-def write_text_atomic(path: str, text: str) -> str:
-    """Writes `text` to `path` through a temporary file renamed over it: a reader (or a kill)
-    sees the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def replace_atomic(path: str):
+    """Yields a temporary path beside `path`; when the block ends without error the file
+    written there is synced and renamed over `path`, so a reader (or a kill) sees the old file
+    or the new one, never half of one. On error the temporary file is removed."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
@@ -57,7 +60,26 @@ def write_text_atomic(path: str, text: str) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    """Writes `text` to `path` atomically (see `replace_atomic`)."""
+    with replace_atomic(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
     return path
+
+
+def write_csv_atomic(path: str, rows: list[dict]) -> str:
+    """Writes `rows` (dicts with the same keys) as CSV with a header, atomically."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, out.getvalue())
 
 
 def write_json_atomic(path: str, payload: dict) -> str:

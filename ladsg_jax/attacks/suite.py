@@ -7,6 +7,7 @@ labels are used only to score.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import partial
 
 import jax
@@ -203,14 +204,16 @@ class AttackRunner:
 
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
-                      malicious: bool, gamma: float = 1.0, progress: bool | str = False):
+                      malicious: bool, gamma: float = 1.0, progress: bool | str = False,
+                      checkpoint_dir: str | None = None):
     """A run recording every epoch's wire; party 0 uses the malicious SGD when asked."""
     config = config.replace(record_wire="all")
     optimizers = None
     if malicious:
         optimizers = {"party_0": malicious_sgd(config.learning_rate, momentum=config.momentum,
                                                weight_decay=config.weight_decay, gamma=gamma)}
-    return Runner(config, optimizers).fit(data, seed_keys(seed, num_seeds), progress=progress)
+    return Runner(config, optimizers).fit(data, seed_keys(seed, num_seeds), progress=progress,
+                                          checkpoint_dir=checkpoint_dir)
 
 
 def hybrid_attacks(top_model: str, num_classes: int) -> list[str]:
@@ -231,7 +234,8 @@ def hybrid_attacks(top_model: str, num_classes: int) -> list[str]:
 def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seeds: int = 5,
                 seed: int = 0, settings: AttackSettings = AttackSettings(),
                 hybrid: bool = False, progress: bool | str = False,
-                attack_runner: "AttackRunner | None" = None) -> dict:
+                attack_runner: "AttackRunner | None" = None,
+                checkpoint_dir: str | None = None) -> dict:
     """Trains what the attacks need (an honest run, a malicious one) and scores each attack.
 
     With `hybrid=True` there is one run, with party 0 on the malicious optimizer, and every
@@ -240,8 +244,13 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     one when there is no honest run); `defense_metrics[run][name]`, when the defense reports
     any, their means over the epochs (party 0's entry), summarized over seeds. Pass an
     `attack_runner` built for the same bottom model, data and settings to reuse its compiled
-    attacks across calls.
+    attacks across calls; with `checkpoint_dir`, the training runs checkpoint every epoch
+    under it (`honest/`, `malicious/`) and resume when interrupted.
     """
+
+    def ckpt(kind: str) -> str | None:
+        return checkpoint_dir and os.path.join(checkpoint_dir, kind)
+
     for name in attacks:
         check_fits(name, config.top_model, data.num_classes)
     known_idx = select_known_labels(data.train_y, settings.known_labels, data.num_classes, seed)
@@ -250,10 +259,11 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     runs = {}
     if needs & {"honest", "none"}:
         runs["honest"] = train_for_attacks(config, data, num_seeds, seed, False,
-                                           progress=progress)
+                                           progress=progress, checkpoint_dir=ckpt("honest"))
     if "malicious" in needs:
         runs["malicious"] = train_for_attacks(config, data, num_seeds, seed, True,
-                                              settings.malicious_gamma, progress=progress)
+                                              settings.malicious_gamma, progress=progress,
+                                              checkpoint_dir=ckpt("malicious"))
     runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     scores = {name: [] for name in attacks}
