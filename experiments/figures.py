@@ -160,6 +160,7 @@ def attack_panels(rows: list[dict], attacks: list[str]) -> dict:
 
 def finish(records: Records, experiment: str, csv_rows: list[dict], markdown: str,
            draw) -> str:
+    shutil.rmtree(records.checkpoints(), ignore_errors=True)     # every record is finished
     write_csv_atomic(os.path.join(records.out, "results.csv"), csv_rows)
     write_text_atomic(os.path.join(records.out, "results.md"), markdown)
     draw(os.path.join(records.out, f"{experiment}.png"))

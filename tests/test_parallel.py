@@ -1,0 +1,141 @@
+"""Data-parallel steps (ladsg_jax/vfl/parallel.py): on 4 simulated CPU devices, the pmap step and
+the shard_map step equal the single-device step on the global batch, step after step.
+
+The device count is fixed when JAX starts, so the 4-device checks run once, in a child process
+(tests/parallel_worker.py), which prints its measurements as JSON; the tests assert on them.
+"""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from ladsg_jax.defenses import DEFENSES, LADSG, make_defense
+from ladsg_jax.errors import ConfigError
+from ladsg_jax.models import make_top, split_variables
+from ladsg_jax.presets import preset_config
+from ladsg_jax.vfl.parallel import (AXIS, STRATEGIES, check_parallel_defense, make_parallel_step,
+                                    parallel_support, synced_batch_norm)
+from parallel_worker import CASES, STEPS, start
+
+# max |parallel − single| / max |single| per compared group. Measured: ≤ 2e-6 (optimizer
+# momenta and messages; params ≤ 1e-7): the devices' partial sums add up in another order.
+TOLERANCE = 1e-5
+EXACT = ("key", "step")         # integers: no rounding allowed
+DEVICES = 4
+
+
+@pytest.fixture(scope="module")
+def report(digits):             # the digits fixture prepares the data set for the child
+    child = start("devices", DEVICES)
+    try:
+        out, err = child.communicate(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err[-4000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_the_child_has_four_devices(report):
+    assert report["device_count"] == DEVICES
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_parallel_steps_equal_the_single_device_step(report, case, strategy):
+    """params, batch_stats, opt_state, loss, accuracy, messages, key and step, after each of
+    `STEPS` steps with the state carried (digits MLP preset with a BatchNorm top model, without
+    a top model, and with LADSG's per-sample substitution)."""
+    steps = report["cases"][case][strategy]
+    assert len(steps) == STEPS
+    for number, differences in enumerate(steps, 1):
+        for name, difference in differences.items():
+            if name == "compilations":
+                continue
+            bound = 0.0 if name in EXACT else TOLERANCE
+            assert difference <= bound, (case, strategy, number, name, difference)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_repeated_calls_compile_nothing(report, strategy):
+    for case, results in report["cases"].items():
+        counts = [step["compilations"] for step in results[strategy]]
+        assert counts[0] >= 1 and counts[1:] == [0] * (STEPS - 1), (case, counts)
+
+
+def test_a_batch_that_does_not_split_over_the_devices_is_an_error(report):
+    errors = report["errors"]
+    for strategy in STRATEGIES:
+        assert errors[f"{strategy}_batch"].startswith("batch_size:"), errors
+        assert "30 samples" in errors[f"{strategy}_batch"]
+        assert f"{DEVICES} devices" in errors[f"{strategy}_batch"]
+    assert errors["config_batch_size"].startswith("batch_size: 30 ")
+    assert f"{DEVICES} devices" in errors["config_batch_size"]
+    assert errors["strategy"].startswith("strategy:") and "shard_map" in errors["strategy"]
+
+
+def test_synced_batch_norm_normalizes_with_the_whole_batch():
+    """Shards mapped with an axis name (vmap binds one as pmap and shard_map do) get the
+    whole batch's output and running statistics inside `synced_batch_norm`, not outside."""
+    top = make_top("mlp", (6,), 3)
+    hs = tuple(jax.random.normal(jax.random.key(k), (16, 4)) * (k + 1) for k in range(2))
+    params, stats = split_variables(top.init(jax.random.key(2), hs))
+
+    def apply(hs):
+        out, updates = top.apply({"params": params, "batch_stats": stats}, hs, train=True,
+                                 mutable=["batch_stats"])
+        return out, updates["batch_stats"]
+
+    whole, whole_stats = jax.jit(apply)(hs)
+
+    @jax.jit
+    def sharded(hs):
+        shards = jax.tree.map(lambda h: h.reshape(4, 4, -1), hs)
+        with synced_batch_norm(AXIS):
+            synced, synced_stats = jax.vmap(apply, axis_name=AXIS)(shards)
+        apart = jax.vmap(apply, axis_name=AXIS)(shards)[0]
+        return (synced.reshape(16, -1), jax.tree.map(lambda s: s[0], synced_stats),
+                apart.reshape(16, -1))
+
+    out, new_stats, apart = sharded(hs)
+    np.testing.assert_allclose(out, whole, rtol=1e-5, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 new_stats, whole_stats)
+    assert not np.allclose(apart, whole, atol=1e-3)         # per-shard statistics differ
+
+
+SUPPORTED = {"none", "label_dp", "cae", "kdk"}
+
+
+def test_only_per_sample_defenses_run_data_parallel():
+    """Defaults of every registered defense: the per-sample ones pass, the rest raise a
+    ConfigError naming the defense."""
+    for name in DEFENSES:
+        defense = make_defense(name)
+        if name in SUPPORTED:
+            assert parallel_support(defense) is None, name
+            check_parallel_defense(defense)
+            continue
+        with pytest.raises(ConfigError, match=f"defense: {name} cannot run data-parallel"):
+            check_parallel_defense(defense)
+
+
+@pytest.mark.parametrize("changes, accepted", [
+    (dict(stages=("la",)), True),
+    (dict(noise="per_sample"), True),
+    (dict(noise="per_sample", norm="own", mix=0.5), True),
+    (dict(), False),                                   # the default draws noise per step
+    (dict(noise="per_sample", prob=0.5), False),
+    (dict(noise="per_sample", norm="batch_mean"), False),
+    (dict(mode="decoy"), False),
+    (dict(stages=("la", "nd")), False),
+])
+def test_ladsg_runs_data_parallel_when_its_cut_is_per_sample(changes, accepted):
+    assert (parallel_support(LADSG(**changes)) is None) == accepted, changes
+
+
+def test_an_unsupported_defense_fails_before_anything_compiles(synthetic):
+    config = preset_config("synthetic", defense=make_defense("laplace"))
+    with pytest.raises(ConfigError, match="defense: laplace .*noise"):
+        make_parallel_step(config, synthetic)
