@@ -17,6 +17,7 @@ from ladsg_jax import data as datasets
 from ladsg_jax.attack_table import ATTACK_GROUPS, COLUMNS
 from ladsg_jax.defenses import DEFENSES, knob_default, make_defense
 from ladsg_jax.errors import ConfigError, unknown
+from ladsg_jax.models import BOTTOMS
 from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import write_json_atomic
 from ladsg_jax.session import config_record, train_seeds
@@ -30,6 +31,7 @@ CONFIG_FLAGS = {
     "top_model": "top_model", "top_hidden": "top_hidden", "optimizer": "optimizer",
     "lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay",
     "batch_size": "batch_size", "epochs": "epochs", "loop": "loop", "seed_strategy": "seeds",
+    "lr_decay_epochs": "lr_decay_epochs", "lr_decay": "lr_decay", "vocab_size": "vocab_size",
 }
 
 
@@ -58,7 +60,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="each party's share of the columns (default equal)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
-    parser.add_argument("--bottom", help="bottom model: mlp or cnn")
+    parser.add_argument("--bottom", help="bottom model: " + ", ".join(BOTTOMS)
+                        + " (default: the data set's preset)")
     parser.add_argument("--bottom-hidden", type=int, nargs="+",
                         help="bottom hidden widths (cnn: channels)")
     parser.add_argument("--embed-dim", type=int, help="bottom output width (default classes)")
@@ -68,6 +71,12 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--momentum", type=float, help="SGD momentum")
     parser.add_argument("--weight-decay", type=float, help="L2 weight decay")
+    parser.add_argument("--lr-decay-epochs", type=int, nargs="*",
+                        help="epochs at whose start the learning rate is multiplied by "
+                             "--lr-decay (CIFAR presets: 50 85)")
+    parser.add_argument("--lr-decay", type=float, help="step-decay factor (default 0.1)")
+    parser.add_argument("--vocab-size", type=int,
+                        help="token-id range of the hashed_mlp and text bottoms")
     parser.add_argument("--batch-size", type=int, help="batch size")
     parser.add_argument("--epochs", type=int, help="epochs")
     parser.add_argument("--loop", help="auto, scan or step")
@@ -120,7 +129,8 @@ def command_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     data = load_data(args)
     record = train_seeds(config, data, args.seeds, args.seed,
-                         progress=False if args.no_progress else f"train {data.name}")
+                         progress=False if args.no_progress else f"train {data.name}",
+                         checkpoint_dir=args.checkpoint_dir)
     name = args.name or f"{data.name}-k{data.num_parties}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
     acc = record["test_accuracy"]
@@ -260,12 +270,55 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_rows(data_dir: str | None) -> list[tuple[str, ...]]:
+    """The rows `ladsg-jax data list` prints: one per prepared copy or unprepared data set."""
+    from ladsg_jax.data.catalog import SPECS
+
+    copies = datasets.prepared(data_dir)
+    rows = []
+    for name, (kind, _, _) in datasets.DATASETS.items():
+        mine = [info for info in copies if info["name"] == name]
+        for info in mine:
+            options = ",".join(f"{k}={v}" for k, v in sorted(info["options"].items()))
+            rows.append((name, kind, "yes", str(info["num_train"]), str(info["num_test"]),
+                         info["path"] + (f" ({options})" if options else "")))
+        if not mine:
+            spec = SPECS.get(name)
+            needs = ("made in memory, nothing to prepare" if spec is None else
+                     "ships with scikit-learn, prepared on first load" if spec.source is None
+                     else "needs " + spec.source.needs())
+            rows.append((name, kind, "no", "-", "-", needs))
+    return rows
+
+
+def command_data(args: argparse.Namespace) -> int:
+    if args.action == "prepare":
+        if args.name not in datasets.DATASETS:
+            raise unknown("dataset", args.name, datasets.DATASETS)
+        info = datasets.prepare(args.name, data_dir=args.data_dir, manual_dir=args.manual_dir,
+                                **parse_data_options(args.option))
+        shape = "x".join(map(str, info["shape"]))
+        print(f"{info['name']}: {info['num_train']} train / {info['num_test']} test samples of "
+              f"{shape} {info['dtype']}, {info['num_classes']} classes"
+              f"{', vocab_size ' + str(info['vocab_size']) if info['vocab_size'] else ''}; "
+              f"from {info['source']}; prepared in {info['path']}")
+        return 0
+    rows = [("name", "kind", "prepared", "train", "test", "where / needs")]
+    rows += data_rows(args.data_dir)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ladsg-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a VFL model over seeds, write results JSON")
     add_training_flags(train)
     train.add_argument("--name", help="run name (default DATASET-kK-TIME)")
+    train.add_argument("--checkpoint-dir",
+                       help="checkpoint every epoch here (orbax); a rerun resumes from it")
     train.set_defaults(handler=command_train)
     attack = sub.add_parser("attack", help="train, attack, and score the attacks over seeds")
     add_training_flags(attack)
@@ -283,6 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="the registered defenses, attacks or data sets")
     listing.add_argument("kind", choices=("defenses", "attacks", "datasets"))
     listing.set_defaults(handler=command_list)
+    data = sub.add_parser("data", help="prepare the data sets from their original files, or "
+                                       "list what is prepared")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    prepare = data_sub.add_parser("prepare", help="read a data set's original file once into "
+                                                  "array_record files")
+    prepare.add_argument("name", help=f"one of {', '.join(datasets.DATASETS)}")
+    prepare.add_argument("--manual-dir", help="folder holding the original file "
+                                              "(default DATA_DIR/downloads/manual)")
+    prepare.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="data set option, e.g. max_rows=20000 (criteo)")
+    data_list = data_sub.add_parser("list", help="every data set: prepared where, or what it "
+                                                 "needs")
+    for sub_parser in (prepare, data_list):
+        sub_parser.add_argument("--data-dir", help="where prepared data sets live")
+    data.set_defaults(handler=command_data)
     return parser
 
 

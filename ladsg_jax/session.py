@@ -24,12 +24,14 @@ def config_record(config: TrainConfig) -> dict:
 
 
 def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 0,
-                progress: bool | str = False) -> dict:
-    """Trains `num_seeds` runs of `config` on `data`; returns the JSON record of the session."""
+                progress: bool | str = False, checkpoint_dir: str | None = None) -> dict:
+    """Trains `num_seeds` runs of `config` on `data`; returns the JSON record of the session.
+    With `checkpoint_dir` it checkpoints every epoch and resumes an interrupted session."""
     runner = Runner(config)
     start = time.perf_counter()
     with count_compilations() as compiles:
-        result = runner.fit(data, seed_keys(seed, num_seeds), progress=progress)
+        result = runner.fit(data, seed_keys(seed, num_seeds), progress=progress,
+                            checkpoint_dir=checkpoint_dir)
         result = jax.block_until_ready(result)
     wall = time.perf_counter() - start
     final = np.asarray(result.final_test_accuracy)

@@ -6,6 +6,10 @@ from flax import struct
 
 from ladsg_jax.errors import ConfigError, require
 
+# image: (N, H, W, C) split by pixel columns; tabular: (N, F) float features; tokens: (N, T)
+# int32 ids in [0, vocab_size), 0 the padding id; both split by columns.
+KINDS = ("image", "tabular", "tokens")
+
 
 @struct.dataclass
 class VFLData:
@@ -24,6 +28,7 @@ class VFLData:
     num_classes: int = struct.field(pytree_node=False)
     name: str = struct.field(pytree_node=False, default="custom")
     kind: str = struct.field(pytree_node=False, default="tabular")
+    vocab_size: int = struct.field(pytree_node=False, default=0)   # token ids; 0: not tokens
 
     @property
     def num_parties(self) -> int:
@@ -50,3 +55,12 @@ def check_split(field: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> N
         row = int(np.argwhere(~finite)[0][0])
         raise ConfigError(f"{field}.features",
                           f"NaN or infinite feature in sample {row}; features must be finite")
+
+
+def check_tokens(field: str, x: np.ndarray, vocab_size: int) -> None:
+    """Rejects token arrays that are not integers or hold ids outside [0, vocab_size)."""
+    require(np.issubdtype(x.dtype, np.integer), field,
+            f"token ids must be integers, got dtype {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() >= vocab_size):
+        bad = x[(x < 0) | (x >= vocab_size)].flat[0]
+        raise ConfigError(field, f"token id {int(bad)} out of range; allowed: 0..{vocab_size - 1}")

@@ -1,185 +1,292 @@
-"""TFDS builders for the data sets that ship inside scikit-learn, read from their original files.
+"""TFDS builders for the file-based data sets, made by one factory from `catalog.SPECS`.
 
-Each builder reads the file scikit-learn ships (or any file in the same format, passed as
-`source`), splits it once into a stratified train/test split (80/20, fixed seed) and writes
-array_record files, read back as random-access sources without TensorFlow.
+A builder reads the original file with the data set's reader (`catalog.py` names it and the
+file) and writes array_record files, read back as random-access sources without TensorFlow.
+The original file is looked for in `manual_dir` (default `DATA_DIR/downloads/manual`); a public
+file that is not there is downloaded by TFDS's download manager; a missing manual download is a
+`ConfigError` that says which file to fetch from where and where to put it.
 
-- `breast_cancer`: Wisconsin Diagnostic Breast Cancer (Street, Wolberg & Mangasarian 1993), the
-  CSV whose header line is ``n_samples,n_features,name_0,name_1`` and whose rows are the 30
-  features then the label.
-- `digits`: UCI optical recognition of handwritten digits, 8×8 images with values 0..16, the
-  gzipped CSV whose rows are 64 pixel values then the label.
+Next to the prepared records lie `source.sha256` (the digest of the file they were built from)
+and `ladsg_info.json` (name, source, digest, sizes, classes, vocab_size, options). Asking for the
+same data set from a different file in the same `data_dir` is an error, never a silent reuse.
+Content options (`max_rows`, `max_train`, ...) name a TFDS config, so copies prepared with other
+options live in their own folder.
 """
 from __future__ import annotations
 
 import contextlib
-import gzip
+import functools
+import glob
+import json
+import logging
 import os
+import shutil
 import sys
-from importlib import resources
+import types
 
 import numpy as np
 
-from ladsg_jax.errors import ConfigError
+from ladsg_jax.data.archives import file_digest
+from ladsg_jax.data.catalog import DatasetSpec, spec_for
+from ladsg_jax.errors import ConfigError, require
+from ladsg_jax.results import write_json_atomic, write_text_atomic
 
-TEST_FRACTION = 0.2
-SPLIT_SEED = 0
-
-
-def sklearn_data_file(filename: str) -> str:
-    """The path of a data file shipped in `sklearn.datasets.data`."""
-    return str(resources.files("sklearn.datasets.data").joinpath(filename))
-
-
-def read_breast_cancer_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Reads scikit-learn's breast_cancer.csv: a header `n,f,...` then rows of f features, label."""
-    with open(path) as f:
-        header = f.readline().strip().split(",")
-        try:
-            n, f_count = int(header[0]), int(header[1])
-        except (IndexError, ValueError):
-            raise ConfigError("source", f"{path}: first line must be 'n_samples,n_features,...', "
-                                        f"got {','.join(header)!r}") from None
-        rows = np.loadtxt(f, delimiter=",", ndmin=2)
-    if rows.shape != (n, f_count + 1):
-        raise ConfigError("source", f"{path}: header promises {n} rows of {f_count + 1} values, "
-                                    f"file has {rows.shape[0]} rows of {rows.shape[1]}")
-    return rows[:, :-1].astype(np.float32), rows[:, -1].astype(np.int64)
+INFO_FILE = "ladsg_info.json"
+DIGEST_FILE = "source.sha256"
+READ_CHUNK = 4096
+CONNECT_TIMEOUT_S = 10
 
 
-def read_digits_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Reads scikit-learn's digits.csv.gz: rows of 64 pixel values (0..16) then the label."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as f:
-        rows = np.loadtxt(f, delimiter=",", ndmin=2)
-    if rows.shape[1] != 65:
-        raise ConfigError("source", f"{path}: digits rows need 64 pixels and a label, "
-                                    f"got {rows.shape[1]} values")
-    return rows[:, :-1].reshape(-1, 8, 8, 1).astype(np.float32), rows[:, -1].astype(np.int64)
-
-
-def stratified_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices: a stratified 80/20 split with a fixed seed (as the data ship unsplit)."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    classes, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None
-    train, test = train_test_split(idx, test_size=TEST_FRACTION, random_state=SPLIT_SEED,
-                                   stratify=stratify)
-    return np.sort(train), np.sort(test)
-
-
-def _make_builder_classes():
-    """Defines the TFDS builder classes on first use, so importing the package stays light."""
+@contextlib.contextmanager
+def _quiet_tfds():
+    """TFDS announces its work on stdout and warns of custom configs; keep stdout for results."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
     import tensorflow_datasets as tfds
 
-    class _FileBuilder(tfds.core.GeneratorBasedBuilder):
-        VERSION = tfds.core.Version("1.0.0")
-        RELEASE_NOTES = {"1.0.0": "Stratified 80/20 split of the scikit-learn copy."}
-        DEFAULT_FILENAME = ""
-        NUM_CLASSES = 0
+    tfds.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        absl.setLevel(level)
 
-        def __init__(self, *, source: str | None = None, **kwargs):
-            self.source = source or sklearn_data_file(self.DEFAULT_FILENAME)
+
+@functools.lru_cache(maxsize=None)
+def _base_class():
+    """The builder all data sets share (defined on first use: importing TFDS takes a while)."""
+    import tensorflow_datasets as tfds
+
+    class LadsgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """Writes the train and test splits that `SPEC.reader` returns for `source`."""
+
+        VERSION = tfds.core.Version("1.0.0")
+        RELEASE_NOTES = {"1.0.0": "The original file, read by ladsg_jax.data's reader."}
+        SPEC: DatasetSpec
+
+        def __init__(self, *, source: str | None = None, options: dict | None = None, **kwargs):
+            self.source, self.options, self.files = source, options or {}, {}
             super().__init__(**kwargs)
 
+        def _info(self):
+            spec = self.SPEC
+            encoding = (tfds.features.Encoding.NONE if spec.legacy_layout else
+                        tfds.features.Encoding.BYTES)
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "features": tfds.features.Tensor(shape=spec.shape, dtype=spec.dtype,
+                                                 encoding=encoding),
+                "label": tfds.features.ClassLabel(num_classes=spec.num_classes)}),
+                supervised_keys=("features", "label"), disable_shuffling=not spec.legacy_layout)
+
         def _split_generators(self, dl_manager):
-            x, y = self.read()   # each concrete builder reads its own file format
-            train, test = stratified_split(y)
-            return {"train": self._generate_examples(x[train], y[train]),
-                    "test": self._generate_examples(x[test], y[test])}
+            arrays = self.SPEC.reader(self.source, **self.options)
+            self.files = arrays.get("files", {})
+            for split in ("train", "test"):
+                shape = arrays[f"{split}_x"].shape[1:]
+                require(shape == self.SPEC.shape, "source",
+                        f"{self.source}: {split} samples of shape {shape}; "
+                        f"{self.SPEC.name} samples are {self.SPEC.shape}")
+            return {split: self._generate_examples(arrays[f"{split}_x"], arrays[f"{split}_y"])
+                    for split in ("train", "test")}
 
         def _generate_examples(self, x, y):
             for i in range(len(y)):
                 yield i, {"features": x[i], "label": int(y[i])}
 
-    class LadsgBreastCancer(_FileBuilder):
-        """Wisconsin Diagnostic Breast Cancer (569 samples, 30 features, 2 classes)."""
-
-        DEFAULT_FILENAME = "breast_cancer.csv"
-        NUM_CLASSES = 2
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "features": tfds.features.Tensor(shape=(30,), dtype=np.float32),
-                "label": tfds.features.ClassLabel(num_classes=2)}),
-                supervised_keys=("features", "label"))
-
-        def read(self):
-            x, y = read_breast_cancer_csv(self.source)
-            if x.shape[1] != 30:
-                raise ConfigError("source", f"{self.source}: breast_cancer has 30 features, "
-                                            f"file has {x.shape[1]}")
-            return x, y
-
-    class LadsgDigits(_FileBuilder):
-        """UCI handwritten digits (1797 images of 8×8 pixels, 10 classes)."""
-
-        DEFAULT_FILENAME = "digits.csv.gz"
-        NUM_CLASSES = 10
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "features": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.float32),
-                "label": tfds.features.ClassLabel(num_classes=10)}),
-                supervised_keys=("features", "label"))
-
-        def read(self):
-            return read_digits_csv(self.source)
-
-    return {"breast_cancer": LadsgBreastCancer, "digits": LadsgDigits}
+    return LadsgBuilder
 
 
 _BUILDERS: dict = {}
 
 
 def builder_class(name: str):
-    """The TFDS builder class registered for `name` ('breast_cancer' or 'digits')."""
-    if not _BUILDERS:
-        _BUILDERS.update(_make_builder_classes())
+    """The TFDS builder class of data set `name` (made once per process, not registered)."""
+    if name not in _BUILDERS:
+        spec = spec_for(name)
+        camel = "".join(part.capitalize() for part in name.split("_"))
+        _BUILDERS[name] = types.new_class(
+            f"Ladsg{camel}", (_base_class(),), {"skip_registration": True},
+            lambda ns: ns.update(name=f"ladsg_{name}", SPEC=spec, __doc__=spec.description))
     return _BUILDERS[name]
 
 
-def file_digest(path: str) -> str:
-    """SHA-256 of a file, to tell which source a prepared data set was built from."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def config_name(options: dict) -> str:
+    """The TFDS config naming a prepared copy by its content options, e.g. `max_rows=120000`."""
+    return ",".join(f"{key}={'all' if value is None else value}"
+                    for key, value in sorted(options.items()))
 
 
-def read_prepared(name: str, data_dir: str, source: str | None = None) -> dict:
-    """Prepares `name` under `data_dir` once (array_record), then reads both splits to arrays.
-
-    The prepared copy records the digest of the file it was built from; asking for the same name
-    from a different file in the same `data_dir` is an error rather than a silent reuse.
-    """
+def make_builder(name: str, data_dir: str, options: dict, source: str | None = None):
+    """A builder of `name` under `data_dir`; content options select (name) its config."""
     import tensorflow_datasets as tfds
 
-    cls = builder_class(name)
-    builder = cls(source=source, data_dir=data_dir, file_format="array_record")
-    if not os.path.exists(builder.source):
-        raise ConfigError("source", f"{name}: file {builder.source} not found")
-    digest = file_digest(builder.source)
-    marker = os.path.join(builder.data_path, "source.sha256")
-    if os.path.exists(marker):
-        with open(marker) as f:
-            if f.read().strip() != digest:
-                raise ConfigError("data_dir", f"{data_dir} already holds {name} prepared from "
-                                              f"another file than {builder.source}; use another "
-                                              "data_dir")
-    else:
-        tfds.disable_progress_bar()
-        # TFDS announces the preparation on stdout; keep stdout for our own results.
-        with contextlib.redirect_stdout(sys.stderr):
-            builder.download_and_prepare()
-        with open(marker, "w") as f:
-            f.write(digest)
-    out = {"num_classes": cls.NUM_CLASSES}
+    config = tfds.core.BuilderConfig(name=config_name(options)) if options else None
+    with _quiet_tfds():
+        return builder_class(name)(source=source, options=options, data_dir=data_dir,
+                                   config=config, file_format="array_record")
+
+
+def default_manual_dir(data_dir: str) -> str:
+    """Where original files are looked for when no manual_dir is given (TFDS's default)."""
+    return os.path.join(data_dir, "downloads", "manual")
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _digest(path: str, info: dict | None) -> str:
+    """The file's digest, taken from `info` when it records the same path, size and mtime."""
+    stat = os.stat(path)
+    if info and (info.get("source"), info.get("source_size"), info.get("source_mtime")) == (
+            os.path.abspath(path), stat.st_size, stat.st_mtime):
+        return info["digest"]
+    return file_digest(path)
+
+
+def _missing(spec: DatasetSpec, manual_dir: str) -> ConfigError:
+    src = spec.source
+    return ConfigError("manual_dir", f"{spec.name}: {' or '.join(src.names)} not found in "
+                                     f"{manual_dir}; download {src.names[0]} from {src.page} and "
+                                     f"put it in {manual_dir} (or pass manual_dir=DIR, CLI "
+                                     "--manual-dir DIR)")
+
+
+def _download(spec: DatasetSpec, data_dir: str, manual_dir: str) -> str:
+    """The public file, downloaded by TFDS's download manager into DATA_DIR/downloads."""
+    import socket
+    import urllib.parse
+
+    import tensorflow_datasets as tfds
+
+    url = urllib.parse.urlsplit(spec.source.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:    # fail at once when offline, rather than after the downloader's ten retries
+        socket.create_connection((url.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        manager = tfds.download.DownloadManager(download_dir=os.path.join(data_dir, "downloads"))
+        with _quiet_tfds():
+            return os.fspath(manager.download(spec.source.url))
+    except Exception as err:       # offline, a moved file: say what to do by hand
+        raise ConfigError("manual_dir", f"{spec.name}: could not download {spec.source.url} "
+                                        f"({type(err).__name__}: {err}); download "
+                                        f"{spec.source.names[0]} from {spec.source.page} and "
+                                        f"put it in {manual_dir} (or pass manual_dir=DIR)"
+                          ) from None
+
+
+def _locate(spec: DatasetSpec, source: str | None, manual_dir: str) -> str | None:
+    if spec.source is None:
+        path = source or sklearn_file(spec)
+        require(os.path.exists(path), "source", f"{spec.name}: file {path} not found")
+        return path
+    require(source is None, "source", f"{spec.name} reads its file from manual_dir; "
+                                      "pass manual_dir=DIR holding " + spec.source.names[0])
+    return spec.source.locate(manual_dir)
+
+
+def sklearn_file(spec: DatasetSpec) -> str:
+    from ladsg_jax.data.sklearn_files import sklearn_data_file
+
+    return sklearn_data_file(spec.sklearn_file)
+
+
+def prepare_copy(name: str, data_dir: str, source: str | None = None,
+                 manual_dir: str | None = None, **options) -> dict:
+    """Prepares data set `name` under `data_dir` once (array_record); returns its info dict.
+
+    A prepared copy is reused, even when its original file is gone; an original file that is
+    given and differs from the one the copy was built from is a `ConfigError`.
+    """
+    spec = spec_for(name)
+    options = spec.content_options(options)
+    manual_dir = os.path.expanduser(manual_dir) if manual_dir else default_manual_dir(data_dir)
+    builder = make_builder(name, data_dir, options)
+    path = os.fspath(builder.data_path)
+    info = _read_json(os.path.join(path, INFO_FILE))
+    local = _locate(spec, source, manual_dir)
+    if local is None and info is None:
+        if spec.source.url is None:
+            raise _missing(spec, manual_dir)
+        local = _download(spec, data_dir, manual_dir)
+    if local is None:
+        return info
+    digest = _digest(local, info)
+    built_from = info["digest"] if info else _read_text(os.path.join(path, DIGEST_FILE))
+    if built_from is not None and built_from != digest:
+        raise ConfigError("data_dir", f"{data_dir} already holds {name} prepared from another "
+                                      f"file than {local}; use another data_dir")
+    return info or _build(builder, spec, local, digest, options)
+
+
+def _build(builder, spec: DatasetSpec, local: str, digest: str, options: dict) -> dict:
+    """Runs the builder on `local`, then writes its extra files, the digest and the info."""
+    path = os.fspath(builder.data_path)
+    if os.path.isdir(path) and not spec.legacy_layout:
+        shutil.rmtree(path)     # records without an info file: a preparation cut short
+    builder.source = local
+    with _quiet_tfds():
+        builder.download_and_prepare()
+    for filename, content in builder.files.items():
+        write_text_atomic(os.path.join(path, filename), content)
+    write_text_atomic(os.path.join(path, DIGEST_FILE), digest)
+    stat = os.stat(local)
+    splits = builder.info.splits
+    info = {"name": spec.name, "kind": spec.kind, "source": os.path.abspath(local),
+            "source_size": stat.st_size, "source_mtime": stat.st_mtime, "digest": digest,
+            "num_train": splits["train"].num_examples, "num_test": splits["test"].num_examples,
+            "num_classes": spec.num_classes, "vocab_size": spec.vocab_size, "options": options,
+            "shape": list(spec.shape), "dtype": np.dtype(spec.dtype).name,
+            "path": os.path.abspath(path),
+            "files": sorted(builder.files)}
+    write_json_atomic(os.path.join(path, INFO_FILE), info)
+    return info
+
+
+def _read_text(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
+def prepared_copies(data_dir: str) -> list[dict]:
+    """The info dicts of every copy prepared under `data_dir`, by name then path."""
+    infos = []
+    for path in glob.glob(os.path.join(glob.escape(data_dir), "ladsg_*", "**", INFO_FILE),
+                          recursive=True):
+        info = _read_json(path)
+        if info is not None and "name" in info:
+            infos.append({**info, "path": os.path.abspath(os.path.dirname(path))})
+    return sorted(infos, key=lambda info: (info["name"], info["path"]))
+
+
+def read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's features (stored dtype) and int32 labels, read in chunks of READ_CHUNK."""
+    source = builder.as_data_source(split=split)
+    features, labels = [], []
+    for start in range(0, len(source), READ_CHUNK):
+        records = source.__getitems__(list(range(start, min(start + READ_CHUNK, len(source)))))
+        features.append(np.stack([r["features"] for r in records]))
+        labels.append(np.asarray([r["label"] for r in records], dtype=np.int32))
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def read_prepared(name: str, data_dir: str, source: str | None = None,
+                  manual_dir: str | None = None, **options) -> dict:
+    """Prepares `name` under `data_dir` once (see `prepare_copy`), then reads both splits.
+
+    Features keep the stored dtype (uint8 images, int32 token ids, float32 otherwise); the
+    result also holds num_classes, vocab_size and the info dict.
+    """
+    info = prepare_copy(name, data_dir, source=source, manual_dir=manual_dir, **options)
+    spec = spec_for(name)
+    builder = make_builder(name, data_dir, spec.content_options(options))
+    out = {"num_classes": spec.num_classes, "vocab_size": spec.vocab_size, "info": info}
     for split in ("train", "test"):
-        source_split = builder.as_data_source(split=split)
-        records = source_split.__getitems__(list(range(len(source_split))))
-        out[f"{split}_x"] = np.stack([r["features"] for r in records]).astype(np.float32)
-        out[f"{split}_y"] = np.asarray([r["label"] for r in records], dtype=np.int32)
+        out[f"{split}_x"], out[f"{split}_y"] = read_split(builder, split)
     return out

@@ -93,7 +93,7 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
     """
     def model_for(data: VFLData) -> VFLModel:
         check_against_data(config, data.num_parties, data.num_classes, data.num_train,
-                           getattr(data, "vocab_size", 0))
+                           data.vocab_size)
         return VFLModel.from_config(config, data.num_classes)
 
     def optimizers_for(data: VFLData) -> dict:
