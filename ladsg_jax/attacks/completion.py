@@ -24,8 +24,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.errors import require
 from ladsg_jax.models import apply_stateful, split_variables
+
+PREDICT_CHUNK = 1024   # rows per forward pass when predicting a whole split
 
 
 class InferenceHead(nn.Module):
@@ -153,6 +156,7 @@ def make_model_completion(bottom: nn.Module, num_classes: int, config: MixMatchC
         return {"params": ema, "batch_stats": batch_stats, "losses": losses}
 
     def predict(variables, x):
-        return forward(variables["params"], variables["batch_stats"], x, train=False)[0]
+        return map_in_chunks(lambda c: forward(variables["params"], variables["batch_stats"], c,
+                                               train=False)[0], x, PREDICT_CHUNK)
 
     return complete, predict

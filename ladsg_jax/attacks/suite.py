@@ -24,6 +24,7 @@ from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import malicious_sgd
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.scoring import direction_scores, norm_scores
+from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.models import apply_stateful, split_variables
@@ -120,7 +121,8 @@ class AttackRunner:
         complete_raw, self.predict_raw = make_model_completion(self.bottom, data.num_classes,
                                                                raw_config)
         self.complete_raw = jax.jit(complete_raw)
-        self.embed = jax.jit(lambda p, s, x: apply_stateful(self.bottom, p, s, x, False)[0])
+        self.embed = jax.jit(lambda p, s, x: map_in_chunks(
+            lambda c: apply_stateful(self.bottom, p, s, c, False)[0], x, config.eval_batch_size))
         self.invert = {head: jax.jit(partial(
             invert_labels, self.bottom, num_classes=data.num_classes, head=head,
             steps=settings.inversion_steps, learning_rate=settings.inversion_learning_rate))

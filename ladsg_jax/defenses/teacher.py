@@ -5,6 +5,7 @@ import flax.linen as nn
 import jax
 import optax
 
+from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.models import apply_stateful, make_bottom, split_variables
 
 
@@ -52,4 +53,5 @@ def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, 
 
     (params, batch_stats, _), _ = jax.lax.scan(epoch, (params, batch_stats, opt_state),
                                                jax.random.split(key, epochs))
-    return apply_stateful(teacher, params, batch_stats, x, train=False)[0]
+    return map_in_chunks(lambda c: apply_stateful(teacher, params, batch_stats, c, False)[0],
+                         x, config.eval_batch_size)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.vfl.model import VFLModel
@@ -126,19 +127,10 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
 
     def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:
         model = model_for(data)
-        n, chunk = y.shape[0], min(config.eval_batch_size, y.shape[0])
-        num_chunks = -(-n // chunk)
-        pad = num_chunks * chunk - n
-
-        def chunked(x):
-            x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-            return x.reshape((num_chunks, chunk) + x.shape[1:])
-
-        logits = jax.lax.map(lambda c: model.predict(state.params, state.batch_stats, c,
-                                                     config.defense, state.defense_state),
-                             tuple(chunked(x) for x in xs))
-        scores = config.defense.decode(logits.reshape(num_chunks * chunk, -1)[:n],
-                                       state.defense_state)
+        logits = map_in_chunks(lambda c: model.predict(state.params, state.batch_stats, c,
+                                                       config.defense, state.defense_state),
+                               xs, config.eval_batch_size)
+        scores = config.defense.decode(logits, state.defense_state)
         predictions = jnp.argmax(scores, axis=-1)
         return jnp.mean(predictions == y)
 
