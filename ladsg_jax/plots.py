@@ -22,7 +22,7 @@ def _save(fig, path: str) -> str:
 
     fig.tight_layout()
     with replace_atomic(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     _pyplot().close(fig)
     return path
 
@@ -46,7 +46,9 @@ def grouped_bars(panels: dict, path: str, ylabel: str, title: str = "") -> str:
         ax.set_title(name, fontsize=10)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
+               ncol=min(len(labels), 8), frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -67,7 +69,9 @@ def tradeoff_curves(panels: dict, path: str) -> str:
         ax.set_ylabel("main-task accuracy")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, ncol=2, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
+               ncol=min(len(labels), 8), frameon=False)
     return _save(fig, path)
 
 
