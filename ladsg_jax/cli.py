@@ -16,6 +16,7 @@ import time
 from ladsg_jax import data as datasets
 from ladsg_jax.attack_table import ATTACK_GROUPS, COLUMNS
 from ladsg_jax.defenses import DEFENSES, knob_default, make_defense
+from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ConfigError, unknown
 from ladsg_jax.models import BOTTOMS
 from ladsg_jax.presets import known_labels_for, preset_config
@@ -32,6 +33,7 @@ CONFIG_FLAGS = {
     "lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay",
     "batch_size": "batch_size", "epochs": "epochs", "loop": "loop", "seed_strategy": "seeds",
     "lr_decay_epochs": "lr_decay_epochs", "lr_decay": "lr_decay", "vocab_size": "vocab_size",
+    "parallel": "parallel",
 }
 
 
@@ -81,6 +83,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="epochs")
     parser.add_argument("--loop", help="auto, scan or step")
     parser.add_argument("--seed-strategy", help="auto, vmap or sequential")
+    parser.add_argument("--parallel", help="none, pmap or shard_map: split every batch over "
+                                           "the devices (of every process)")
     parser.add_argument("--defense", default="none",
                         help=f"one of {', '.join(DEFENSES)} (default none)")
     parser.add_argument("--data-dir", help="where prepared data sets live")
@@ -119,12 +123,21 @@ def load_data(args: argparse.Namespace, dataset: str | None = None):
                          data_dir=args.data_dir, **parse_data_options(args.data_option))
 
 
+def jax_process_index() -> int:
+    import jax
+
+    return jax.process_index()
+
+
 def check_counts(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise ConfigError("seeds", f"must be a positive integer, got {args.seeds}")
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from ladsg_jax.distributed import initialize_from_args
+
+    initialize_from_args(args)         # before anything touches a device
     check_counts(args)
     config = config_from_args(args)
     data = load_data(args)
@@ -132,6 +145,8 @@ def command_train(args: argparse.Namespace) -> int:
                          progress=False if args.no_progress else f"train {data.name}",
                          checkpoint_dir=args.checkpoint_dir)
     name = args.name or f"{data.name}-k{data.num_parties}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if jax_process_index() != 0:        # every process trained the same model; one writes it
+        return 0
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
     acc = record["test_accuracy"]
     print(f"{data.name}: test accuracy {acc['mean']:.4f} ± {acc['std']:.4f} over {args.seeds} "
@@ -317,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a VFL model over seeds, write results JSON")
     add_training_flags(train)
     train.add_argument("--name", help="run name (default DATASET-kK-TIME)")
+    add_distributed_arguments(train)
     train.add_argument("--checkpoint-dir",
                        help="checkpoint every epoch here (orbax); a rerun resumes from it")
     train.set_defaults(handler=command_train)

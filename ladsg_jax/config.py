@@ -12,6 +12,7 @@ from ladsg_jax.models import BOTTOMS, TOKEN_BOTTOMS, TOPS
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")
 SEED_STRATEGIES = ("auto", "vmap", "sequential")
+PARALLEL = ("none", "pmap", "shard_map")
 WIRE_RECORDS = ("none", "last", "all")
 
 
@@ -23,7 +24,10 @@ class TrainConfig:
     `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
     `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
     same numbers. `record_wire` keeps the messages the passive parties received: "none",
-    the "last" epoch's, or "all" epochs' (what the attacks read). The learning rate is
+    the "last" epoch's, or "all" epochs' (what the attacks read). `parallel` "pmap" or
+    "shard_map" splits every batch over the devices (of all processes) with the same numbers
+    as one device (`ladsg_jax/vfl/parallel.py`); it runs a jitted step per batch and seeds in
+    sequence. The learning rate is
     multiplied by `lr_decay` at the start of each epoch in `lr_decay_epochs` (Fu et al.'s CIFAR
     setting: 0.1 at epochs 50 and 85). `vocab_size` is the token-id range of the token bottoms
     ('hashed_mlp', 'text'); it must cover the data set's.
@@ -47,6 +51,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     loop: str = "auto"
     seeds: str = "auto"
+    parallel: str = "none"
     record_wire: str = "none"
     defense: Defense = Defense()
 
@@ -68,7 +73,7 @@ def validate(config: TrainConfig) -> None:
     require(config.num_parties >= 2, "num_parties",
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
     for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
-                           ("loop", LOOPS), ("seeds", SEED_STRATEGIES),
+                           ("loop", LOOPS), ("seeds", SEED_STRATEGIES), ("parallel", PARALLEL),
                            ("record_wire", WIRE_RECORDS)):
         one_of(field, getattr(config, field), allowed)
     for field in ("bottom_hidden", "top_hidden"):

@@ -31,6 +31,7 @@ from ladsg_jax.distributed import add_distributed_arguments, initialize_from_arg
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.parallel import STRATEGIES, gather_batch, make_parallel_step
+from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.train import make_trainer
 
 STEPS = 3
@@ -114,6 +115,24 @@ def check_case(data, config) -> dict:
     return report
 
 
+def check_runner(data, config) -> dict:
+    """`Runner.fit` with `parallel` set against the single-device step loop: scaled differences
+    of the final parameters and the per-epoch losses, and the largest test-accuracy gap."""
+    config = config.replace(epochs=2)
+    single = Runner(config.replace(loop="step")).fit(data, seed_keys(0, 1))
+    report = {}
+    for strategy in STRATEGIES:
+        runner = Runner(config.replace(parallel=strategy))
+        result = runner.fit(data, seed_keys(0, 1))
+        report[strategy] = {
+            "strategy": [runner.loop, runner.seeds],
+            "params": scaled_difference(result.state.params, single.state.params),
+            "train_loss": scaled_difference(result.train_loss, single.train_loss),
+            "test_accuracy_gap": float(np.max(np.abs(np.asarray(result.test_accuracy)
+                                                     - np.asarray(single.test_accuracy))))}
+    return report
+
+
 def error_of(fn) -> str | None:
     try:
         fn()
@@ -128,6 +147,7 @@ def devices_mode() -> dict:
     report = {"device_count": jax.device_count(),
               "cases": {name: check_case(data, base.replace(**case))
                         for name, case in CASES.items()}}
+    report["runner"] = check_runner(data, base)
     odd = gather_batch(data, jnp.arange(30))
     # the batch is checked before the state is looked at
     report["errors"] = {

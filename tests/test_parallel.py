@@ -58,6 +58,15 @@ def test_parallel_steps_equal_the_single_device_step(report, case, strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_runner_trains_data_parallel_with_the_single_device_numbers(report, strategy):
+    """Two epochs of the digits preset through `Runner(config.replace(parallel=...))`."""
+    run = report["runner"][strategy]
+    assert run["strategy"] == ["step", "sequential"]
+    assert run["params"] <= 1e-4 and run["train_loss"] <= 1e-5, run
+    assert run["test_accuracy_gap"] <= 2 / 360, run           # at most two of 360 test digits
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_repeated_calls_compile_nothing(report, strategy):
     for case, results in report["cases"].items():
         counts = [step["compilations"] for step in results[strategy]]

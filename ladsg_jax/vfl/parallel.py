@@ -235,12 +235,14 @@ def make_pmap_step(model: VFLModel, optimizers: dict, defense: Defense,
              if d.process_index == jax.process_index()]
     # where pmap leaves a replicated output: the state's first placement, so that the first
     # call and the later ones (which get pmap's output back) compile the same program
-    replicated = NamedSharding(Mesh(np.array(local), (AXIS,)), P())
+    local_mesh = Mesh(np.array(local), (AXIS,))
+    replicated, split = NamedSharding(local_mesh, P()), NamedSharding(local_mesh, P(AXIS))
 
     def step(state: TrainState, batch: Batch):
         check_divisible(batch, len(local))
         shards = jax.tree.map(lambda a: a.reshape((len(local), -1) + a.shape[1:]),
                               with_index(batch))
+        shards = jax.device_put(shards, split)      # also when the batch is committed elsewhere
         state, metrics, messages = mapped(jax.device_put(state, replicated), shards)
         return state, metrics, tuple(m.reshape((-1,) + m.shape[2:]) for m in messages)
 

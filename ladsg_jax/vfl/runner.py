@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
+from ladsg_jax.errors import ConfigError
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.models import CONV_BOTTOMS
 from ladsg_jax.vfl.train import Result, WireRecord, make_trainer, result_from_history
@@ -36,6 +37,8 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None,
     """The (loop, seeds) strategy of `config`, "auto" resolved for `backend` and model size."""
     backend = backend or jax.default_backend()
     accelerator = backend != "cpu"
+    if config.parallel != "none":            # the batch is split over the devices instead
+        return "step", "sequential"
     loop = config.loop
     if loop == "auto":
         loop = "scan" if accelerator or config.bottom not in CONV_BOTTOMS else "step"
@@ -64,6 +67,7 @@ class Runner:
         self.config = config
         self.backend = backend or jax.default_backend()
         self.trainer = make_trainer(config, optimizers)
+        self.optimizers = optimizers
         self.loop: str | None = None
         self.seeds: str | None = None
         self._init = self._epoch = None
@@ -96,7 +100,16 @@ class Runner:
             self._epoch = compile_fn(trainer.run_epoch, (0, None))
             return
         draw = compile_fn(trainer.draw_epoch, (0, None))
-        step = compile_fn(step_at, (0, None, 0, None))
+        if self.config.parallel != "none":
+            step = self._parallel_step(data, recording)
+            draw_jitted = draw
+
+            def draw(state, data):
+                # the replicated state the parallel step returned, back on one local device,
+                # so that the epoch's indices (and the batches gathered with them) are too
+                return draw_jitted(jax.device_put(state, jax.local_devices()[0]), data)
+        else:
+            step = compile_fn(step_at, (0, None, 0, None))
         summarize = compile_fn(summarize_eval, (0, 0, None))
 
         def epoch_by_steps(state, data):
@@ -114,6 +127,24 @@ class Runner:
             return state, summarize(stacked, state, data), wire
 
         self._epoch = epoch_by_steps
+
+    def _parallel_step(self, data: VFLData, recording: bool) -> Callable:
+        """`step_at` of `config.parallel`: this process's rows of batch i through the
+        compiled data-parallel step (which holds its own jit)."""
+        from ladsg_jax.vfl.parallel import gather_batch, make_parallel_step
+
+        step = make_parallel_step(self.config, data, self.config.parallel, self.optimizers)
+        count, index = jax.process_count(), jax.process_index()
+        if count > 1 and recording:
+            raise ConfigError("record_wire", f"with {count} processes each holds only its rows "
+                                             "of the messages; allowed: none")
+
+        def step_at(state, data, indices, i):
+            rows = indices[i].reshape(count, -1)[index]
+            state, metrics, messages = step(state, gather_batch(data, rows))
+            return state, metrics, messages if recording else None
+
+        return step_at
 
     def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False,
             checkpoint_dir: str | None = None, on_epoch: Callable | None = None) -> Result:
