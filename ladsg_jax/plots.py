@@ -60,11 +60,15 @@ def tradeoff_curves(panels: dict, path: str) -> str:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
     markers = "osD^v<>pPXh*"
+    colours = plt.get_cmap("tab20").colors
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for i, (defense, points) in enumerate(curves.items()):
             a, a_std, mp, mp_std, _ = (np.asarray(v, dtype=float) for v in zip(*points))
+            mine = defense == "ladsg"
             ax.errorbar(a, mp, xerr=a_std, yerr=mp_std, marker=markers[i % len(markers)],
-                        markersize=4, capsize=2, linewidth=1, label=defense)
+                        markersize=6 if mine else 4, capsize=2, linewidth=2.5 if mine else 1,
+                        color="black" if mine else colours[i % len(colours)], label=defense,
+                        zorder=3 if mine else 2)
         ax.set_xlabel("attack success (lower protects more)")
         ax.set_ylabel("main-task accuracy")
         ax.set_title(name, fontsize=10)

@@ -146,6 +146,20 @@ class Runner:
 
         return step_at
 
+    def initial_states(self, data: VFLData, keys: jax.Array) -> list:
+        """The states `fit` starts from, one per seed group (the jitted init: parameters and
+        the defense's setup, e.g. LADSG's teacher or CAE's autoencoder training)."""
+        data, keys = jax.device_put(data), jnp.asarray(keys)
+        if self._epoch is None:
+            self._build(data, keys[0])
+        groups = [keys] if self.seeds == "vmap" else list(keys)
+        return [self._init(group, data) for group in groups]
+
+    def epoch(self, state, data: VFLData):
+        """One epoch of a seed group's state with the compiled strategy (after `fit` or
+        `initial_states` built it): `(state, epoch metrics, WireRecord or None)`."""
+        return self._epoch(state, jax.device_put(data))
+
     def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False,
             checkpoint_dir: str | None = None, on_epoch: Callable | None = None) -> Result:
         """Trains one run per key; returns a `Result` whose arrays lead with the seed axis.
