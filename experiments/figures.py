@@ -172,13 +172,19 @@ def effectiveness(cfg: dict, out: str, progress: bool = True) -> str:
     records = Records(out)
     todo = [(d, label, lambda s=spec: make_defense(s[0], **s[1]), {})
             for d in cfg["datasets"] for label, spec in cfg["settings"].items()]
+    return bar_experiment(records, "effectiveness", todo, cfg, progress,
+                          "no defense vs LADSG (mean ± std over seeds)")
+
+
+def bar_experiment(records: Records, experiment: str, todo: list, cfg: dict, progress: bool,
+                   title: str) -> str:
+    """The rows of `todo` against `cfg["attacks"]`, drawn as grouped bars per data set."""
     run_rows(records, todo, cfg, progress)
     rows = scored(records)
-    return finish(records, "effectiveness", attack_csv_rows(rows),
+    return finish(records, experiment, attack_csv_rows(rows),
                   attack_markdown(rows, cfg["attacks"]),
                   lambda p: plots.grouped_bars(attack_panels(rows, cfg["attacks"]), p,
-                                               "accuracy / attack success",
-                                               "no defense vs LADSG (mean ± std over seeds)"))
+                                               "accuracy / attack success", title))
 
 
 def knob_label(defense: str, value) -> str:
@@ -308,13 +314,8 @@ def ablation(cfg: dict, out: str, progress: bool = True) -> str:
     records = Records(out)
     todo = [(d, stage_label(s), lambda s=s: stage_defense(s), {"stages": list(s)})
             for d in cfg["datasets"] for s in cfg["stage_sets"]]
-    run_rows(records, todo, cfg, progress)
-    rows = scored(records)
-    return finish(records, "ablation", attack_csv_rows(rows),
-                  attack_markdown(rows, cfg["attacks"]),
-                  lambda p: plots.grouped_bars(attack_panels(rows, cfg["attacks"]), p,
-                                               "accuracy / attack success",
-                                               "LADSG's stages (mean ± std over seeds)"))
+    return bar_experiment(records, "ablation", todo, cfg, progress,
+                          "LADSG's stages (mean ± std over seeds)")
 
 
 def party0_embeddings(config, data, result, seed: int, x) -> np.ndarray:
