@@ -296,7 +296,7 @@ def make_parallel_step(config: TrainConfig, data: VFLData, strategy: str = "shar
     (process p: rows p·B/P..(p+1)·B/P of the batch the single-process run would use)."""
     one_of("strategy", strategy, STRATEGIES)
     check_against_data(config, data.num_parties, data.num_classes, data.num_train,
-                       getattr(data, "vocab_size", 0))
+                       data.vocab_size)
     count = len(jax.devices() if devices is None else devices)
     if config.batch_size % count:
         raise ConfigError("batch_size", f"{config.batch_size} does not split evenly over "
