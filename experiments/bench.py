@@ -6,26 +6,28 @@ The setting of DESIGN §8: two parties, each a 32×16×3 half of a CIFAR image, 
 (`--groups`, all but `profile` and `sweep` by default):
 
 - `peak`: a float32 2048² matrix product (median of 10, warm): the GFLOP/s ceiling of the run.
-- `step`: the jitted `step_on_indices` of `make_trainer`, the state carried from step to step,
-  each call waited for with `jax.block_until_ready`: median and minimum of the warm calls,
+- `step`: the jitted `step_on_indices` of `make_trainer`, the state carried from step to step
+  (donated, as the Runner's step loop does), each call waited for with `jax.block_until_ready`: median and minimum of the warm calls,
   the first call's seconds and `compile_s` = first call − warm median (plus XLA's own backend
   compile seconds), FLOPs from XLA's `compiled.cost_analysis()["flops"]` beside a hand count
   (`ladsg_jax.flops`: the matrix products of the MLP, the forward convolutions of ResNet-20),
   achieved GFLOP/s = FLOPs / median and its fraction of `peak`, XLA's memory analysis of the
   compiled step (`temp`, `argument`, `output`, `alias`, generated code, bytes) and the process's
   peak RSS so far (`ru_maxrss`, whole process, monotone). ResNet-20 runs with XLA's own
-  convolution gradients (`conv: "plain"`) and with `ladsg_jax.models.fast_conv` (`"fast"`);
-  the fast record carries its agreement with plain after one step from the same state.
+  convolution gradients (`conv: "xla"`) and with `ladsg_jax.models.fast_conv`'s (`"fast"`, the
+  CPU's default, config `conv_gradients`); the fast record carries its agreement with xla after
+  one step from the same state.
 - `epoch`: a whole epoch through `Runner.fit` (1 seed, 1 epoch, warm; `samples` training samples,
   i.e. samples / 128 steps, plus the evaluation of 128 test samples) under `loop="scan"` and
-  `loop="step"`, and which one `resolve_strategy` picks ("auto") against the best.
+  `loop="step"` (for ResNet-20 each with both `conv_gradients`), and what "auto" picks
+  (`resolve_strategy`, `resolve_conv_gradients`) against the best of them.
 - `seeds`: `Runner.fit` of S seeds (1 epoch) under `seeds="vmap"` and `"sequential"`, the ratio
   S vs 1 seed under the same strategy, and the strategy "auto" picks against the best at the
   largest S.
 - `defenses`: the MLP step with each registered defense at its default knobs (and LADSG with
   FLSG's rejection mode, `mode="flsg"`), as a ratio over no defense; defenses that reject the
   data (`ConfigError`, e.g. Marvell needs 2 classes) get a `skipped` line.
-- `profile`: XLA:CPU's per-op time of the ResNet-20 step, plain and fast, summed by op kind
+- `profile`: XLA:CPU's per-op time of the ResNet-20 step, xla and fast, summed by op kind
   (`jax.profiler` with `--xla_cpu_enable_xprof_traceme`); the flag is set before JAX starts.
 - `sweep`: the earlier seed sweep of a preset (`--dataset`; any `--dataset` selects it alone).
 
@@ -36,7 +38,7 @@ backend. Repeated timings stop early once `--budget` seconds are spent on one ca
 one warm call always runs), and say how many ran.
 
     python experiments/bench.py --reference torch --out experiments/results/bench_cpu_DATE.jsonl
-    python experiments/bench.py --groups step --bottoms resnet20      # plain vs fast only
+    python experiments/bench.py --groups step --bottoms resnet20      # xla vs fast only
 """
 from __future__ import annotations
 
@@ -64,13 +66,12 @@ from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.flops import cifar_resnet_conv_flops, vfl_mlp_step_matmul_flops
-from ladsg_jax.models.fast_conv import with_fast_convs
+from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
 from ladsg_jax.vfl.runner import Runner, count_params, resolve_strategy, seed_keys
 from ladsg_jax.vfl.train import make_trainer
 
 GROUPS = ("peak", "step", "epoch", "seeds", "defenses", "profile", "sweep")
 DEFAULT_GROUPS = ("peak", "step", "epoch", "seeds", "defenses")
-TRAINER_FUNCTIONS = ("init", "step_on_indices", "run_epoch", "evaluate", "train")
 TRACEME_FLAG = "--xla_cpu_enable_xprof_traceme=true"
 
 
@@ -94,23 +95,13 @@ def bench_config(args, bottom: str, **overrides) -> TrainConfig:
     return TrainConfig(**{**fields, **overrides})
 
 
-def fast_trainer(trainer):
-    """The trainer with every function tracing its `nn.Conv`s with `fast_conv`'s gradients."""
-    return trainer._replace(**{name: with_fast_convs(getattr(trainer, name))
-                               for name in TRAINER_FUNCTIONS})
+def conv_variants(bottom: str) -> tuple:
+    """The `conv_gradients` settings timed for `bottom` (None: an MLP has no convolutions)."""
+    return ("xla", "fast") if bottom in CONV_BOTTOMS else (None,)
 
 
-def trainer_for(config: TrainConfig, conv: str):
-    trainer = make_trainer(config)
-    return fast_trainer(trainer) if conv == "fast" else trainer
-
-
-def runner_for(config: TrainConfig, conv: str) -> Runner:
-    """A `Runner` whose trainer uses the `conv` variant (set before its first `fit`)."""
-    runner = Runner(config)
-    if conv == "fast":
-        runner.trainer = fast_trainer(runner.trainer)
-    return runner
+def with_conv(config: TrainConfig, conv: str | None) -> TrainConfig:
+    return config if conv is None else config.replace(conv_gradients=conv)
 
 
 def context() -> dict:
@@ -176,10 +167,10 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
 class StepCase:
     """A jitted training step of one config on CIFAR-shaped data, ready to time."""
 
-    def __init__(self, config: TrainConfig, data, conv: str = "plain"):
-        self.config, self.data = config, jax.device_put(data)
-        self.trainer = trainer_for(config, conv)
-        self.step = jax.jit(self.trainer.step_on_indices)
+    def __init__(self, config: TrainConfig, data, conv: str | None = None):
+        self.config, self.data = with_conv(config, conv), jax.device_put(data)
+        self.trainer = make_trainer(self.config)
+        self.step = jax.jit(self.trainer.step_on_indices, donate_argnums=0)   # as the Runner
         self.state = jax.jit(self.trainer.init)(jax.random.key(0), self.data)
         perm = np.random.default_rng(1).permutation(data.num_train)
         batches = data.num_train // config.batch_size
@@ -230,14 +221,14 @@ def bench_step(args, bottom: str, conv: str, data, peak: float | None) -> dict:
 
 
 def agreement(args, bottom: str, data) -> dict:
-    """Max |difference| between plain and fast after one step from the same state: loss,
-    parameters, and the message the passive party received."""
+    """Max |difference| between XLA's and fast_conv's gradients after one step from the same
+    state: loss, parameters, BatchNorm statistics and the message the passive party received."""
     config = bench_config(args, bottom)
     outs = {}
-    for conv in ("plain", "fast"):
+    for conv in ("xla", "fast"):
         case = StepCase(config, data, conv)
         outs[conv] = case.step(case.state, case.data, case.batches[0])
-    (p_state, p_metrics, p_wire), (f_state, f_metrics, f_wire) = outs["plain"], outs["fast"]
+    (p_state, p_metrics, p_wire), (f_state, f_metrics, f_wire) = outs["xla"], outs["fast"]
 
     def max_diff(a, b):
         return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a),
@@ -248,19 +239,13 @@ def agreement(args, bottom: str, data) -> dict:
             "messages": max_diff(p_wire, f_wire)}
 
 
-def step_cases(args) -> list[tuple[str, str]]:
-    cases = []
-    for bottom in args.bottoms:
-        cases += [(bottom, "plain")] + ([(bottom, "fast")] if bottom != "mlp" else [])
-    return cases
-
-
 def bench_steps(args, data, peak: float | None) -> Iterator[dict]:
-    for bottom, conv in step_cases(args):
-        record = bench_step(args, bottom, conv, data, peak)
-        if conv == "fast":
-            record["max_abs_diff_vs_plain"] = agreement(args, bottom, data)
-        yield record
+    for bottom in args.bottoms:
+        for conv in conv_variants(bottom):
+            record = bench_step(args, bottom, conv, data, peak)
+            if conv == "fast":
+                record["max_abs_diff_vs_xla"] = agreement(args, bottom, data)
+            yield record
 
 
 # -- epoch and seeds through the Runner ----------------------------------------------------
@@ -269,9 +254,9 @@ def timed_fit(runner: Runner, data, num_seeds: int) -> float:
     return seconds(lambda: runner.fit(data, seed_keys(0, num_seeds)).test_accuracy)[0]
 
 
-def bench_fit(args, config: TrainConfig, conv: str, data, num_seeds: int) -> dict:
+def bench_fit(args, config: TrainConfig, conv: str | None, data, num_seeds: int) -> dict:
     """Timings of `Runner.fit` (first call, then warm calls within the budget)."""
-    runner = runner_for(config, conv)
+    runner = Runner(with_conv(config, conv))
     with count_compilations() as compiles:
         first = timed_fit(runner, data, num_seeds)
     times = repeat_timed(lambda: timed_fit(runner, data, num_seeds), args.fit_repeats,
@@ -284,13 +269,22 @@ def bench_fit(args, config: TrainConfig, conv: str, data, num_seeds: int) -> dic
             **context()}
 
 
-def auto_check(what: str, config: TrainConfig, data, medians: dict, axis: int,
-               bottom: str, **fields) -> dict:
-    """Whether the strategy `resolve_strategy` picks ("auto") is within 10% of the best one
-    measured (`medians`: strategy name -> median ms); `axis` 0 is the loop, 1 the seeds."""
+def auto_pick(config: TrainConfig, data, axis: int) -> tuple[str, int]:
+    """What "auto" picks for `config` here: "conv/loop" (`axis` 0; the conv part only for
+    convolutional bottoms) or the seeds strategy (`axis` 1); and the model's parameter count."""
     num_params = count_params(make_trainer(config).init, jax.random.key(0), data)
     picked = resolve_strategy(config.replace(loop="auto", seeds="auto"),
                               jax.default_backend(), num_params)[axis]
+    if axis == 0 and config.bottom in CONV_BOTTOMS:
+        picked = f"{resolve_conv_gradients(config.conv_gradients)}/{picked}"
+    return picked, num_params
+
+
+def auto_check(what: str, config: TrainConfig, data, medians: dict, axis: int,
+               bottom: str, **fields) -> dict:
+    """Whether the strategy "auto" picks (`auto_pick`) is within 10% of the best one
+    measured (`medians`: strategy name -> median ms)."""
+    picked, num_params = auto_pick(config, data, axis)
     best = min(medians, key=medians.get)
     ratio = medians[picked] / medians[best] if picked in medians else float("nan")
     return {"what": what, "bottom": bottom, **fields, "auto_picks": picked, "best": best,
@@ -298,22 +292,19 @@ def auto_check(what: str, config: TrainConfig, data, medians: dict, axis: int,
             "num_params": num_params, **context()}
 
 
-def conv_variants(bottom: str) -> tuple:
-    return ("plain",) if bottom == "mlp" else ("plain", "fast")
-
-
 def bench_epochs(args) -> Iterator[dict]:
+    """Every (conv gradients, loop) strategy's epoch, and auto's pick against the best."""
     for bottom in args.bottoms:
         data = cifar_shaped(samples_for(args, bottom), args.batch_size, tuple(args.image))
+        medians = {}
         for conv in conv_variants(bottom):
-            medians = {}
             for loop in ("scan", "step"):
                 config = bench_config(args, bottom, loop=loop, seeds="sequential")
                 record = {"what": "epoch", **bench_fit(args, config, conv, data, 1)}
-                medians[loop] = record["median_ms"]
+                medians[loop if conv is None else f"{conv}/{loop}"] = record["median_ms"]
                 yield record
-            yield auto_check("epoch_auto", bench_config(args, bottom), data, medians, 0,
-                             bottom, conv=conv, seeds_strategy="sequential")
+        yield auto_check("epoch_auto", bench_config(args, bottom), data, medians, 0,
+                         bottom, seeds_strategy="sequential")
 
 
 def samples_for(args, bottom: str) -> int:
@@ -330,7 +321,7 @@ def bench_seeds(args) -> Iterator[dict]:
             base = None
             for num_seeds in counts:
                 config = bench_config(args, bottom, seeds=strategy)
-                record = {"what": "seeds", **bench_fit(args, config, "plain", data, num_seeds)}
+                record = {"what": "seeds", **bench_fit(args, config, None, data, num_seeds)}
                 base = base or record["median_ms"]
                 record["ratio_vs_1"] = record["median_ms"] / base if counts[0] == 1 else None
                 largest[strategy] = record["median_ms"]
@@ -439,8 +430,8 @@ def profile_by_class(kinds_by_op: Counter, classes: dict) -> dict:
 
 
 def bench_profile(args, data) -> Iterator[dict]:
-    """Per-op thread time of the ResNet step, plain and fast (see `profile_ops`)."""
-    for bottom in [b for b in args.bottoms if b != "mlp"]:
+    """Per-op thread time of the ResNet step, xla and fast (see `profile_ops`)."""
+    for bottom in [b for b in args.bottoms if b in CONV_BOTTOMS]:
         for conv in conv_variants(bottom):
             case = StepCase(bench_config(args, bottom), data, conv)
             for _ in range(2):

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ladsg_jax.defenses import Defense
 from ladsg_jax.errors import ConfigError, one_of, require
-from ladsg_jax.models import BOTTOMS, TOKEN_BOTTOMS, TOPS
+from ladsg_jax.models import BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
 
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")
@@ -30,7 +30,9 @@ class TrainConfig:
     sequence. The learning rate is
     multiplied by `lr_decay` at the start of each epoch in `lr_decay_epochs` (Fu et al.'s CIFAR
     setting: 0.1 at epochs 50 and 85). `vocab_size` is the token-id range of the token bottoms
-    ('hashed_mlp', 'text'); it must cover the data set's.
+    ('hashed_mlp', 'text'); it must cover the data set's. `conv_gradients` says how the
+    convolutional bottoms differentiate: "xla", "fast" (`models/fast_conv.py`, the same numbers,
+    faster on XLA:CPU) or "auto" (fast on the CPU only).
     """
 
     num_parties: int = 2
@@ -52,6 +54,7 @@ class TrainConfig:
     loop: str = "auto"
     seeds: str = "auto"
     parallel: str = "none"
+    conv_gradients: str = "auto"
     record_wire: str = "none"
     defense: Defense = Defense()
 
@@ -74,7 +77,7 @@ def validate(config: TrainConfig) -> None:
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
     for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
                            ("loop", LOOPS), ("seeds", SEED_STRATEGIES), ("parallel", PARALLEL),
-                           ("record_wire", WIRE_RECORDS)):
+                           ("conv_gradients", CONV_GRADIENTS), ("record_wire", WIRE_RECORDS)):
         one_of(field, getattr(config, field), allowed)
     for field in ("bottom_hidden", "top_hidden"):
         widths = getattr(config, field)

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from jax import lax
 
+from ladsg_jax.config import TrainConfig
+from ladsg_jax.errors import ConfigError
 from ladsg_jax.flops import (cifar_resnet_conv_flops, conv2d_flops, dense_flops,
                              vfl_mlp_step_matmul_flops)
-from ladsg_jax.models.fast_conv import NHWC, fast_conv_general_dilated, fast_convs
+from ladsg_jax.models import make_bottom, resolve_conv_gradients
+from ladsg_jax.models.fast_conv import NHWC, fast_conv_general_dilated
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), os.pardir, "experiments")
 
@@ -98,21 +101,33 @@ def test_fast_conv_matches_lax_forward_and_gradients(stride, padding):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_fast_convs_keeps_a_modules_parameters_and_numbers():
-    model = nn.Sequential([nn.Conv(4, (3, 3), strides=2, padding=1, use_bias=False), nn.relu,
-                           nn.Conv(2, (3, 3), padding=1)])
-    x = jax.random.normal(jax.random.key(1), (2, 8, 6, 3))
-    params = model.init(jax.random.key(2), x)
-    loss = lambda p: jnp.sum(model.apply(p, x) ** 2)
+@pytest.mark.parametrize("bottom, hidden", [("resnet20", ()), ("cnn", (4, 3))])
+def test_conv_gradients_fast_keeps_the_bottoms_parameters_and_numbers(bottom, hidden):
+    x = jax.random.normal(jax.random.key(1), (4, 8, 6, 3))
+    xla, fast = (make_bottom(bottom, hidden, 5, conv_gradients=c) for c in ("xla", "fast"))
+    variables = xla.init(jax.random.key(2), x)
+    assert jax.tree.structure(fast.init(jax.random.key(2), x)) == jax.tree.structure(variables)
 
-    def fast_loss(p):
-        with fast_convs():
-            return loss(p)
+    def loss_of(module):
+        def loss(params):
+            out, _ = module.apply({**variables, "params": params}, x, train=True,
+                                  mutable=["batch_stats"])
+            return jnp.sum(out ** 2)
+        return loss
 
-    with fast_convs():
-        assert jax.tree.structure(model.init(jax.random.key(2), x)) == jax.tree.structure(params)
-    ref, fast = jax.value_and_grad(loss)(params), jax.jit(jax.value_and_grad(fast_loss))(params)
-    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(fast)):
+    ref = jax.jit(jax.value_and_grad(loss_of(xla)))(variables["params"])
+    got = jax.jit(jax.value_and_grad(loss_of(fast)))(variables["params"])
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    jaxpr = str(jax.make_jaxpr(jax.grad(fast_loss))(params))
-    assert "cond[" in jaxpr and "cond[" not in str(jax.make_jaxpr(jax.grad(loss))(params))
+    assert "cond[" in str(jax.make_jaxpr(jax.grad(loss_of(fast)))(variables["params"]))
+    assert "cond[" not in str(jax.make_jaxpr(jax.grad(loss_of(xla)))(variables["params"]))
+
+
+def test_conv_gradients_auto_is_fast_on_the_cpu_only():
+    assert resolve_conv_gradients("auto", "cpu") == "fast"
+    assert resolve_conv_gradients("auto", "gpu") == resolve_conv_gradients("auto", "tpu") == "xla"
+    assert resolve_conv_gradients("xla", "cpu") == "xla"
+    assert make_bottom("resnet20", (), 2).conv_general_dilated is fast_conv_general_dilated
+    assert make_bottom("resnet20", (), 2, conv_gradients="xla").conv_general_dilated is None
+    with pytest.raises(ConfigError, match="conv_gradients.*cudnn.*auto, fast, xla"):
+        TrainConfig(conv_gradients="cudnn")

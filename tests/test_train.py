@@ -79,6 +79,17 @@ def test_the_same_key_gives_identical_metrics_twice(synthetic):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
+@pytest.mark.parametrize("seeds", ["vmap", "sequential"])
+def test_the_step_loop_updates_in_place_but_leaves_the_callers_state(synthetic, seeds):
+    runner = Runner(SMALL.replace(loop="step", seeds=seeds))
+    state = runner.initial_states(synthetic, seed_keys(0, 2))[0]
+    after_one = runner.epoch(state, synthetic)[0]
+    again = runner.epoch(state, synthetic)[0]          # the same state, still readable
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(state))
+    jax.tree.map(np.testing.assert_array_equal, after_one.params, again.params)
+    assert int(np.max(again.step)) == synthetic.num_train // SMALL.batch_size
+
+
 @pytest.mark.parametrize("loop, seeds", [("scan", "vmap"), ("scan", "sequential"),
                                          ("step", "vmap"), ("step", "sequential")])
 def test_compiles_once_per_config(synthetic, loop, seeds):
@@ -110,8 +121,12 @@ def test_auto_strategy_follows_the_backend_and_model(digits):
     mlp, cnn = TrainConfig(), TrainConfig(bottom="cnn")
     assert resolve_strategy(mlp, "cpu", num_params=5_000) == ("scan", "vmap")
     assert resolve_strategy(mlp, "cpu", num_params=2_000_000) == ("scan", "sequential")
-    assert resolve_strategy(cnn, "cpu", num_params=5_000) == ("step", "sequential")
+    # convolutions: scan on the CPU with fast_conv's gradients (its default), steps with XLA's
+    assert resolve_strategy(cnn, "cpu", num_params=5_000) == ("scan", "vmap")
+    slow = cnn.replace(conv_gradients="xla")
+    assert resolve_strategy(slow, "cpu", num_params=5_000) == ("step", "sequential")
     assert resolve_strategy(cnn, "gpu", num_params=2_000_000) == ("scan", "vmap")
+    assert resolve_strategy(slow, "gpu", num_params=2_000_000) == ("scan", "vmap")
     assert resolve_strategy(TrainConfig(loop="step", seeds="vmap"), "cpu") == ("step", "vmap")
     runner = Runner(preset_config("digits", epochs=1))
     runner.fit(digits, seed_keys(0, 1))

@@ -28,7 +28,8 @@ def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, 
     Pure and jit-able: it runs inside the jitted `init` of a training run.
     """
     teacher = Teacher(make_bottom(config.bottom, config.bottom_hidden,
-                                  config.embed_dim or num_classes, config.vocab_size), num_classes)
+                                  config.embed_dim or num_classes, config.vocab_size,
+                                  config.conv_gradients), num_classes)
     init_key, key = jax.random.split(key)
     params, batch_stats = split_variables(teacher.init(init_key, x[:1]))
     optimizer = optax.sgd(config.learning_rate, momentum=config.momentum or None)

@@ -1,9 +1,12 @@
 """Flax models, used only through `module.apply(variables, x, train=...)`: pure functions."""
 from __future__ import annotations
 
-from ladsg_jax.errors import ConfigError, unknown
+import jax
+
+from ladsg_jax.errors import ConfigError, one_of, unknown
 from ladsg_jax.models.bag import EmbeddingBagBottom
 from ladsg_jax.models.bottom import MLPBottom, SmallCNNBottom
+from ladsg_jax.models.fast_conv import fast_conv_general_dilated
 from ladsg_jax.models.resnet import CifarResNet
 from ladsg_jax.models.stateful import apply_stateful, split_variables
 from ladsg_jax.models.top import SumTop, TopModel
@@ -20,16 +23,34 @@ BOTTOMS = {
 TOKEN_BOTTOMS = ("hashed_mlp", "text")
 CONV_BOTTOMS = ("cnn", "resnet20", "resnet56")
 TOPS = ("mlp", "none")
+# how the convolutional bottoms differentiate their convolutions (`resolve_conv_gradients`)
+CONV_GRADIENTS = ("auto", "xla", "fast")
 
 
-def make_bottom(name: str, hidden, out_dim: int, vocab_size: int | None = None):
-    """A bottom module by name (see `BOTTOMS` for what `hidden` means to each)."""
+def resolve_conv_gradients(setting: str, backend: str | None = None) -> str:
+    """"xla" (`lax`'s own convolution gradients) or "fast" (`models.fast_conv`: the same
+    numbers, faster on XLA:CPU); "auto" is "fast" on the CPU and "xla" on accelerators, where a
+    conditional's predicate would go to the host every step."""
+    one_of("conv_gradients", setting, CONV_GRADIENTS)
+    if setting != "auto":
+        return setting
+    return "fast" if (backend or jax.default_backend()) == "cpu" else "xla"
+
+
+def make_bottom(name: str, hidden, out_dim: int, vocab_size: int | None = None,
+                conv_gradients: str = "auto"):
+    """A bottom module by name (see `BOTTOMS` for what `hidden` means to each);
+    `conv_gradients` (see `resolve_conv_gradients`) matters to the `CONV_BOTTOMS` only."""
+    if name in CONV_BOTTOMS:
+        fast = resolve_conv_gradients(conv_gradients) == "fast"
+        conv = fast_conv_general_dilated if fast else None
+        if name == "cnn":
+            return SmallCNNBottom(channels=tuple(hidden), out_dim=out_dim,
+                                  conv_general_dilated=conv)
+        return CifarResNet(depth=int(name[len("resnet"):]), out_dim=out_dim,
+                           conv_general_dilated=conv)
     if name == "mlp":
         return MLPBottom(hidden=tuple(hidden), out_dim=out_dim)
-    if name == "cnn":
-        return SmallCNNBottom(channels=tuple(hidden), out_dim=out_dim)
-    if name in ("resnet20", "resnet56"):
-        return CifarResNet(depth=int(name[len("resnet"):]), out_dim=out_dim)
     if name in TOKEN_BOTTOMS:
         if not vocab_size:
             raise ConfigError("vocab_size", f"bottom {name!r} embeds token ids and needs the "
@@ -50,4 +71,4 @@ def make_top(name: str, hidden, num_classes: int):
 
 __all__ = ["MLPBottom", "SmallCNNBottom", "CifarResNet", "EmbeddingBagBottom", "TopModel",
            "SumTop", "make_bottom", "make_top", "apply_stateful", "split_variables", "BOTTOMS",
-           "TOKEN_BOTTOMS", "CONV_BOTTOMS", "TOPS"]
+           "TOKEN_BOTTOMS", "CONV_BOTTOMS", "TOPS", "CONV_GRADIENTS", "resolve_conv_gradients"]

@@ -1,7 +1,7 @@
 """Bottom models: what each party runs on its own feature slice (DESIGN §1)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 
@@ -24,14 +24,16 @@ class SmallCNNBottom(nn.Module):
     """A small CNN for image slices: (Conv 3×3 → ReLU) per channel width → flatten → Dense.
 
     Flattening rather than pooling keeps where in the slice a stroke is, which small inputs
-    such as digits' 8×4 halves need.
+    such as digits' 8×4 halves need. `conv_general_dilated` as in `CifarResNet`.
     """
 
     channels: Sequence[int]
     out_dim: int
+    conv_general_dilated: Optional[Callable] = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         for width in self.channels:
-            x = nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x))
+            x = nn.relu(nn.Conv(width, (3, 3), padding="SAME",
+                                conv_general_dilated=self.conv_general_dilated)(x))
         return nn.Dense(self.out_dim)(x.reshape((x.shape[0], -1)))

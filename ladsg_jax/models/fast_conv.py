@@ -35,18 +35,14 @@ steps, 0.95 s). Not helped: vmapped seeds (the batching rule makes grouped convo
 way). Meant for the CPU: under `vmap` the cond becomes a select (no barrier, same numbers), and
 on a GPU a conditional's predicate goes to the host each time.
 
-`fast_convs()` makes every `nn.Conv` traced inside it use `fast_conv_general_dilated`, by a Flax
-method interceptor: exactly what passing `conv_general_dilated=fast_conv_general_dilated` to
-the model's `nn.Conv`s does, without editing the model; `with_fast_convs(fn)` wraps a function
-that traces modules (a trainer's step or epoch).
+The convolutional bottoms (`CifarResNet`, `SmallCNNBottom`) take it as their
+`conv_general_dilated` field; `TrainConfig.conv_gradients` ("auto": on the CPU only) sets it.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Callable, Sequence
+from typing import Sequence
 
-import flax.linen as nn
 import jax
 from jax import lax
 
@@ -162,33 +158,3 @@ def fast_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=No
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
                                         dimension_numbers=dimension_numbers)
     return canonical_conv(lhs, rhs, strides, pads)
-
-
-def _use_fast_conv(next_fun, args, kwargs, context):
-    """Flax interceptor: an `nn.Conv` called inside `fast_convs()` convolves with
-    `fast_conv_general_dilated`, as if built with `conv_general_dilated=` set to it."""
-    module = context.module
-    if isinstance(module, nn.Conv) and context.method_name == "__call__" \
-            and module.conv_general_dilated is None and module.conv_general_dilated_cls is None:
-        object.__setattr__(module, "conv_general_dilated", fast_conv_general_dilated)
-        try:
-            return next_fun(*args, **kwargs)
-        finally:
-            object.__setattr__(module, "conv_general_dilated", None)
-    return next_fun(*args, **kwargs)
-
-
-@contextlib.contextmanager
-def fast_convs():
-    """Inside the block, every Flax `nn.Conv` traced convolves with `fast_conv_general_dilated`."""
-    with nn.intercept_methods(_use_fast_conv):
-        yield
-
-
-def with_fast_convs(fn: Callable) -> Callable:
-    """`fn` traced with `fast_convs()` on: e.g. a trainer's `step_on_indices` or `run_epoch`."""
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with fast_convs():
-            return fn(*args, **kwargs)
-    return wrapped

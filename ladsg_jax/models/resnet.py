@@ -8,11 +8,13 @@ option A of the paper: identity, and where the shape changes a stride-2 subsampl
 zero channels (no parameters). Convolutions and the linear layer start from Kaiming-normal
 weights (He et al., ICCV 2015; std √(2 / fan_in)), as in the PyTorch CIFAR ResNet that Fu et
 al.'s label inference code uses. Global pooling makes any input size work, e.g. a party's
-32×16 half of a CIFAR image.
+32×16 half of a CIFAR image. `conv_general_dilated` (None: `lax`'s) is what every convolution
+computes with, e.g. `fast_conv.fast_conv_general_dilated` on the CPU (same numbers).
 """
 from __future__ import annotations
 
 import functools
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -42,11 +44,13 @@ class BasicBlock(nn.Module):
 
     width: int
     stride: int = 1
+    conv_general_dilated: Optional[Callable] = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=1, use_bias=False,
-                                 kernel_init=kaiming_normal)
+                                 kernel_init=kaiming_normal,
+                                 conv_general_dilated=self.conv_general_dilated)
         y = conv(self.width, strides=self.stride)(x)
         y = nn.relu(batch_norm(train)(y))
         y = batch_norm(train)(conv(self.width)(y))
@@ -58,6 +62,7 @@ class CifarResNet(nn.Module):
 
     depth: int
     out_dim: int
+    conv_general_dilated: Optional[Callable] = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -65,11 +70,11 @@ class CifarResNet(nn.Module):
                 f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110), got {self.depth}")
         blocks = (self.depth - 2) // 6
         x = nn.Conv(STAGE_WIDTHS[0], (3, 3), padding=1, use_bias=False,
-                    kernel_init=kaiming_normal)(x)
+                    kernel_init=kaiming_normal, conv_general_dilated=self.conv_general_dilated)(x)
         x = nn.relu(batch_norm(train)(x))
         for stage, width in enumerate(STAGE_WIDTHS):
             for block in range(blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(width, stride)(x, train)
+                x = BasicBlock(width, stride, self.conv_general_dilated)(x, train)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.out_dim, kernel_init=kaiming_normal)(x)

@@ -34,6 +34,7 @@ class VFLModel:
     top_model: str
     top_hidden: tuple
     vocab_size: int | None = None
+    conv_gradients: str = "auto"
 
     @classmethod
     def from_config(cls, config, num_classes: int) -> "VFLModel":
@@ -41,7 +42,7 @@ class VFLModel:
         return cls(num_parties=config.num_parties, num_classes=num_classes, bottom=config.bottom,
                    bottom_hidden=config.bottom_hidden, embed_dim=embed,
                    top_model=config.top_model, top_hidden=config.top_hidden,
-                   vocab_size=config.vocab_size)
+                   vocab_size=config.vocab_size, conv_gradients=config.conv_gradients)
 
     @property
     def active(self) -> int:
@@ -52,7 +53,8 @@ class VFLModel:
         return range(self.num_parties - 1)
 
     def bottom_module(self):
-        return make_bottom(self.bottom, self.bottom_hidden, self.embed_dim, self.vocab_size)
+        return make_bottom(self.bottom, self.bottom_hidden, self.embed_dim, self.vocab_size,
+                           self.conv_gradients)
 
     def top_module(self):
         return make_top(self.top_model, self.top_hidden, self.num_classes)

@@ -2,11 +2,14 @@
 
 `loop="scan"` runs an epoch as one jitted `lax.scan`; `loop="step"` calls a jitted step per
 batch. `seeds="vmap"` runs all seeds in one vmapped program; `"sequential"` one after another.
-`"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan for MLP and token bottoms
-and step for convolutional ones (DESIGN §8: XLA:CPU's backward convolutions are slow inside loops), and
-vmapped seeds only for small models: measured with `experiments/bench.py` on 2 cores, 8 seeds
-of the digits preset (5k parameters) took 0.43 s vmapped against 0.66 s in sequence, while a
-CIFAR-shaped MLP (1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
+`"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan, except for convolutional
+bottoms differentiated by XLA's own convolution gradients (`conv_gradients="xla"`), which take
+jitted steps (DESIGN §8: inside a loop XLA:CPU runs their weight gradients as a naive loop,
+27.8 s against 1.2 s for two ResNet-20 steps; with `"fast"`, the CPU's default, the scan is the
+faster, 0.84 s against 0.95 s, `experiments/README.md`), and vmapped seeds only for small
+models: measured with `experiments/bench.py` on 2 cores, 8 seeds of the digits preset (5k
+parameters) took 0.43 s vmapped against 0.66 s in sequence, while a CIFAR-shaped MLP
+(1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
 
 Every strategy runs the same pure functions from `make_trainer` and gives the same numbers
 (to float rounding: vmapped matrix products may sum in another order). The host sees the
@@ -25,7 +28,7 @@ from tqdm.auto import tqdm
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.models import CONV_BOTTOMS
+from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
 from ladsg_jax.vfl.train import Result, WireRecord, make_trainer, result_from_history
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
@@ -41,7 +44,9 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None,
         return "step", "sequential"
     loop = config.loop
     if loop == "auto":
-        loop = "scan" if accelerator or config.bottom not in CONV_BOTTOMS else "step"
+        slow_conv = (config.bottom in CONV_BOTTOMS
+                     and resolve_conv_gradients(config.conv_gradients, backend) == "xla")
+        loop = "scan" if accelerator or not slow_conv else "step"
     seeds = config.seeds
     if seeds == "auto":
         small = num_params is not None and num_params <= CPU_VMAP_MAX_PARAMS
@@ -79,11 +84,11 @@ class Runner:
         # batch and epoch axes of recorded wires sit after the seed axis when seeds are vmapped
         self._seed_lead = 1 if self.seeds == "vmap" else 0
 
-        def compile_fn(fn: Callable, seed_axes: tuple) -> Callable:
+        def compile_fn(fn: Callable, seed_axes: tuple, donate: tuple = ()) -> Callable:
             """jit, over a vmap across seeds when the strategy is vmap (None: shared argument)."""
             if self.seeds != "vmap":
-                return jax.jit(fn)
-            return jax.jit(jax.vmap(fn, in_axes=seed_axes))
+                return jax.jit(fn, donate_argnums=donate)
+            return jax.jit(jax.vmap(fn, in_axes=seed_axes), donate_argnums=donate)
 
         recording = self.config.record_wire != "none"
 
@@ -109,7 +114,9 @@ class Runner:
                 # so that the epoch's indices (and the batches gathered with them) are too
                 return draw_jitted(jax.device_put(state, jax.local_devices()[0]), data)
         else:
-            step = compile_fn(step_at, (0, None, 0, None))
+            # the step updates the state in place: it only ever gets the state that `draw` (a
+            # new copy, the caller's stays valid) or the previous step returned
+            step = compile_fn(step_at, (0, None, 0, None), donate=(0,))
         summarize = compile_fn(summarize_eval, (0, 0, None))
 
         def epoch_by_steps(state, data):
