@@ -33,7 +33,7 @@ CONFIG_FLAGS = {
     "lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay",
     "batch_size": "batch_size", "epochs": "epochs", "loop": "loop", "seed_strategy": "seeds",
     "lr_decay_epochs": "lr_decay_epochs", "lr_decay": "lr_decay", "vocab_size": "vocab_size",
-    "parallel": "parallel",
+    "parallel": "parallel", "conv_gradients": "conv_gradients",
 }
 
 
@@ -85,6 +85,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed-strategy", help="auto, vmap or sequential")
     parser.add_argument("--parallel", help="none, pmap or shard_map: split every batch over "
                                            "the devices (of every process)")
+    parser.add_argument("--conv-gradients", help="auto, xla or fast: how convolutional bottoms "
+                                                 "differentiate (auto: fast on the CPU)")
     parser.add_argument("--defense", default="none",
                         help=f"one of {', '.join(DEFENSES)} (default none)")
     parser.add_argument("--data-dir", help="where prepared data sets live")

@@ -9,6 +9,7 @@ import numpy as np
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.models import resolve_conv_gradients
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -41,6 +42,7 @@ def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 
         "feature_shapes": [list(x.shape[1:]) for x in data.train_x],
         "config": config_record(config),
         "strategy": {"loop": runner.loop, "seeds": runner.seeds,
+                     "conv_gradients": resolve_conv_gradients(config.conv_gradients),
                      "backend": jax.default_backend()},
         "seed": seed,
         "num_seeds": num_seeds,

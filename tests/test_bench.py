@@ -101,10 +101,17 @@ def test_fast_conv_matches_lax_forward_and_gradients(stride, padding):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("bottom, hidden", [("resnet20", ()), ("cnn", (4, 3))])
-def test_conv_gradients_fast_keeps_the_bottoms_parameters_and_numbers(bottom, hidden):
+def resnet8(conv_gradients: str):
+    """ResNet-8 (one block a stage): the ResNet-20 bottom's modules at a third of the depth."""
+    module = make_bottom("resnet20", (), 5, conv_gradients=conv_gradients)
+    return module.clone(depth=8)
+
+
+@pytest.mark.parametrize("make", [resnet8, lambda c: make_bottom("cnn", (4, 3), 5,
+                                                                  conv_gradients=c)])
+def test_conv_gradients_fast_keeps_the_bottoms_parameters_and_numbers(make):
     x = jax.random.normal(jax.random.key(1), (4, 8, 6, 3))
-    xla, fast = (make_bottom(bottom, hidden, 5, conv_gradients=c) for c in ("xla", "fast"))
+    xla, fast = make("xla"), make("fast")
     variables = xla.init(jax.random.key(2), x)
     assert jax.tree.structure(fast.init(jax.random.key(2), x)) == jax.tree.structure(variables)
 
