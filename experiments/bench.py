@@ -25,7 +25,8 @@ The setting of DESIGN §8: two parties, each a 32×16×3 half of a CIFAR image, 
   S vs 1 seed under the same strategy, and the strategy "auto" picks against the best at the
   largest S.
 - `defenses`: the MLP step with each registered defense at its default knobs (and LADSG with
-  FLSG's rejection mode, `mode="flsg"`), as a ratio over no defense; defenses that reject the
+  FLSG's rejection mode, `mode="flsg"`), as a ratio over no defense, all timed round-robin (one
+  call of each per round: drift in the machine's speed cannot favour one); defenses that reject the
   data (`ConfigError`, e.g. Marvell needs 2 classes) get a `skipped` line.
 - `profile`: XLA:CPU's per-op time of the ResNet-20 step, xla and fast, summed by op kind
   (`jax.profiler` with `--xla_cpu_enable_xprof_traceme`); the flag is set before JAX starts.
@@ -344,24 +345,41 @@ def defense_cases(names=None) -> list[tuple[str, dict]]:
     return cases
 
 
+def interleaved_times(cases: dict, repeats: int, budget_s: float) -> dict:
+    """Seconds of each case's calls, taken round-robin (one call of every case per round, up
+    to `repeats` rounds or `budget_s` per case), so that a drift in the machine's speed falls
+    on every case alike and their ratios stay fair."""
+    times = {label: [] for label in cases}
+    for _ in range(repeats):
+        for label, case in cases.items():
+            times[label].append(case())
+        if min(sum(t) for t in times.values()) >= budget_s:
+            break
+    return times
+
+
 def bench_defenses(args, data) -> Iterator[dict]:
-    """The MLP step's median under each defense, and its ratio over no defense."""
-    base = None
+    """The MLP step's median under each defense, and its ratio over no defense (timed
+    interleaved, see `interleaved_times`)."""
+    cases, firsts = {}, {}
     for label, params in defense_cases(args.defenses):
         params = dict(params)
         name = params.pop("name")
         config = bench_config(args, "mlp", defense=make_defense(name, **params))
         try:
-            case = StepCase(config, data)
+            cases[label] = StepCase(config, data)
         except ConfigError as error:
             yield {"what": "defense_step", "defense": label, "skipped": str(error), **context()}
             continue
-        first = case()
-        times = repeat_timed(case, args.repeats, args.budget)
-        median = statistics.median(times)
-        base = base or median
-        yield {"what": "defense_step", "defense": label, "bottom": "mlp", **summary_ms(times),
-               "first_call_s": first, "ratio_vs_none": median / base, **context()}
+        firsts[label] = cases[label]()
+    times = interleaved_times(cases, args.repeats, args.budget)
+    base = statistics.median(times["none"])
+    for label, case_times in times.items():
+        yield {"what": "defense_step", "defense": label, "bottom": "mlp",
+               **summary_ms(case_times), "first_call_s": firsts[label],
+               "ratio_vs_none": statistics.median(case_times) / base,
+               "ratio_of_minima_vs_none": min(case_times) / min(times["none"]),
+               "timing": "interleaved", **context()}
 
 
 # -- profile -------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ rounding (`tests/test_bench.py`; the ResNet-20 VFL step's parameters, BatchNorm 
 messages came out bit for bit equal: `bench.py`'s `max_abs_diff_vs_plain`). Cases it does not
 cover (dilations, groups, other layouts) go to `lax` unchanged.
 
-Measured on the 2-core CPU (experiments/results/bench_cpu_2026-11-24.jsonl): the ResNet-20 VFL
-step 498 → 395 ms, an epoch as a `lax.scan` 27.8 s → 0.84 s for 2 steps (faster than jitted
-steps, 0.95 s). Not helped: vmapped seeds (the batching rule makes grouped convolutions either
+Measured on the 2-core CPU (experiments/results/bench_cpu_2026-11-24_run2.jsonl): the ResNet-20
+VFL step 482 → 381 ms, an epoch as a `lax.scan` 27.6 s → 0.75 s for 2 steps (faster than jitted
+steps, 0.92 s). Not helped: vmapped seeds (the batching rule makes grouped convolutions either
 way). Meant for the CPU: under `vmap` the cond becomes a select (no barrier, same numbers), and
 on a GPU a conditional's predicate goes to the host each time.
 
