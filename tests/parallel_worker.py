@@ -26,7 +26,8 @@ import numpy as np
 
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
-from ladsg_jax.defenses import LADSG
+from ladsg_jax.defenses import LADSG, make_defense
+from ladsg_jax.vfl import parallel
 from ladsg_jax.distributed import add_distributed_arguments, initialize_from_args
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
@@ -42,6 +43,9 @@ CASES = {
     "top_none": dict(top_model="none"),
     # substitution with per-sample noise directions, gathered by the batch's indices
     "ladsg_sg": dict(top_model="mlp", defense=LADSG(stages=("sg",), noise="per_sample")),
+    # cuts on the whole batch (GlobalCut): LADSG's default draws its directions per step
+    "ladsg_default": dict(top_model="mlp", defense=LADSG()),
+    "compression": dict(top_model="mlp", defense=make_defense("compression")),
 }
 
 
@@ -133,6 +137,22 @@ def check_runner(data, config) -> dict:
     return report
 
 
+def per_shard_cut_difference(data, config) -> float:
+    """The negative control of `GlobalCut`: the shard_map step's messages after one step when
+    the defense's batch-wide cut runs on each device's rows alone (scaled difference from the
+    single-device messages)."""
+    trainer = make_trainer(config)
+    state, indices = first_batches(trainer, data)
+    single = jax.jit(trainer.step_on_indices)(state, data, indices[0])
+    real = parallel.needs_global_cut
+    parallel.needs_global_cut = lambda defense: False
+    try:
+        alone = make_parallel_step(config, data, "shard_map")(state, gather_batch(data, indices[0]))
+    finally:
+        parallel.needs_global_cut = real
+    return scaled_difference(alone[2], single[2])
+
+
 def error_of(fn) -> str | None:
     try:
         fn()
@@ -148,6 +168,8 @@ def devices_mode() -> dict:
               "cases": {name: check_case(data, base.replace(**case))
                         for name, case in CASES.items()}}
     report["runner"] = check_runner(data, base)
+    report["control"] = per_shard_cut_difference(data, base.replace(
+        defense=make_defense("laplace")))
     odd = gather_batch(data, jnp.arange(30))
     # the batch is checked before the state is looked at
     report["errors"] = {
@@ -169,7 +191,7 @@ def multihost_setting():
     """The data, config and batches' indices of the multi-process check (the same in every
     process and in the parent test): `STEPS` batches of the synthetic preset."""
     data = jax.tree.map(jnp.asarray, synthetic_data())
-    config = preset_config("synthetic", batch_size=16)
+    config = preset_config("synthetic", batch_size=16, defense=LADSG())   # a GlobalCut
     return data, config, *first_batches(make_trainer(config), data)
 
 

@@ -90,7 +90,8 @@ def test_two_processes_see_all_four_devices(saved):
 
 
 def test_two_processes_end_where_one_process_on_whole_batches_ends(saved):
-    """After 3 steps of each strategy: the state and metrics, and each process's rows of the
+    """After 3 steps of each strategy (LADSG's default, whose cut gathers the messages of all
+    four devices across both processes): the state and metrics, and each process's rows of the
     messages, equal one process's jitted single-device step on the whole batches."""
     data, config, state, indices = multihost_setting()
     step = jax.jit(make_trainer(config).step_on_indices)

@@ -27,13 +27,20 @@ global batch (to float rounding: sums run in another order):
 - **PRNG key.** The state's typed key is replicated and split exactly as the single-device step
   splits it, so every replica draws the single-device key sequence.
 - **Messages** (the wire) come back in global batch order, shape (B, d) per passive party.
-- **Defenses.** Only defenses whose step hooks act on each sample alone and deterministically
-  given the state are accepted (`parallel_support`): no defense, `label_dp`, `cae`, `kdk`, and
-  `ladsg` without norm detection and with substitution only as `mode="cosine"`,
-  `noise="per_sample"`, `norm` "keep" or "own", `prob` 0 or 1. The others depend on the whole batch
-  (a max, top-k, mean or class means over it, a loss over all pairs, ND's batch-mean norms,
-  decoy's 1/B), or draw their noise for the whole batch at once (`jax.random.*(key, g.shape)`), so
-  a shard's rows would differ from the single-device ones; they raise `ConfigError`.
+- **Defenses.** Those whose step hooks act on each sample alone (no defense, `label_dp`, `cae`,
+  `kdk`, LADSG's cosine substitution with `noise="per_sample"`) run as they are. Those whose only
+  batch-wide computation is the cut's message (a max, top-k, mean or class means over the
+  batch's true messages, or noise drawn for the whole batch at once, `jax.random.*(key,
+  g.shape)`: `laplace`, `gaussian_dp`, `compression`, `ppdl`, `discrete_sgd`, `sign_sgd`,
+  `max_norm`, `marvell`, `dcae`, and LADSG's and FLSG's substitution in every mode but decoy,
+  LADSG's default included) run with their cut on the whole batch (`GlobalCut`): every device
+  `all_gather`s the batch's true messages and per-sample context (labels, targets, indices,
+  noise directions), applies the defense's cut with the replicated key, exactly the
+  single-device computation, and keeps its own rows. The messages are (B, d), so the cost is a
+  gather of B·d floats per passive party and a B·d cut on every device. Refused with a
+  `ConfigError` (`parallel_support`): `dcor` (a loss over all pairs of the batch, in the forward
+  pass), LADSG's norm detection (screens on batch-mean norms) and decoy substitution (its
+  shift comes from the top model's pullback at 1/B on the device's rows).
 
 `jax.pmap` (JAX's older API; in JAX 0.10 it is `jit` of `shard_map` with `check_vma=False`, see
 its docstring and https://docs.jax.dev/en/latest/migrate_pmap.html) takes the process-local batch
@@ -51,7 +58,9 @@ order) and return that process's rows of the messages; the state is the same on 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import dataclasses
+import functools
+from typing import Callable, ClassVar
 
 import flax.linen as nn
 import jax
@@ -74,8 +83,8 @@ from ladsg_jax.vfl.state import Batch, TrainState
 AXIS = "batch"
 STRATEGIES = ("shard_map", "pmap")
 
-# Defenses whose step hooks need the whole batch, and what in them does.
-BATCH_GLOBAL = {
+# Defenses whose cut needs the whole batch (and nothing else does), and what in the cut does.
+GLOBAL_CUT = {
     "laplace": "its noise is drawn for the whole batch at once (laplace(key, g.shape))",
     "gaussian_dp": "its noise is drawn for the whole batch at once (normal(key, g.shape))",
     "compression": "it keeps the largest entries of the whole batch's message (top-k)",
@@ -85,21 +94,32 @@ BATCH_GLOBAL = {
     "max_norm": "it adds noise up to the whole batch's largest norm",
     "marvell": "it shapes its noise by the whole batch's class means",
     "dcae": "it rounds to a grid spanning the whole batch's max |g|",
+}
+# Defenses that need the whole batch outside the cut: refused.
+BATCH_GLOBAL = {
     "dcor": "its loss term is a distance correlation over all pairs of the batch",
 }
 PER_SAMPLE = (Defense, LabelDP, CAE)
-SUPPORTED = ("none, label_dp, cae, kdk, and ladsg without stage nd whose sg stage (if any) is "
-             "mode cosine, noise per_sample, norm keep or own, prob 0 or 1")
+LADSG_FAMILY = (LADSG, KDk, FLSG)
+SUPPORTED = ("every defense but dcor, and ladsg without stage nd or mode decoy")
+# the cut context's arrays with a row per sample of the batch (the rest are replicated)
+PER_SAMPLE_CONTEXT = ("labels", "targets", "index", "noise")
 
 
 def ladsg_reason(defense: LADSG) -> str | None:
-    """Why an LADSG configuration needs the whole batch in its step, or None if it does not."""
+    """Why an LADSG configuration cannot run data-parallel, or None if it can."""
     if "nd" in defense.stages:
         return "stage nd screens and blocks on batch-mean norms"
+    if "sg" in defense.stages and defense.mode == "decoy":
+        return ("mode decoy takes its shift from the top model's pullback at 1/B on the "
+                "device's own rows")
+    return None
+
+
+def ladsg_cut_needs_batch(defense: LADSG) -> str | None:
+    """What in an LADSG configuration's cut needs the whole batch, or None."""
     if "sg" not in defense.stages:
         return None
-    if defense.mode == "decoy":
-        return "mode decoy divides its shift by the device's batch size and draws decoys for it"
     if defense.mode == "flsg":
         return "mode flsg draws its candidate directions for the whole batch at once"
     if defense.noise == "per_step":
@@ -112,13 +132,21 @@ def ladsg_reason(defense: LADSG) -> str | None:
 
 
 def parallel_support(defense: Defense) -> str | None:
-    """None if `defense` gives the single-device result under data parallelism, else why not."""
+    """None if `defense` gives the single-device result under data parallelism (as it is, or
+    with `GlobalCut`), else why not."""
     cls = type(defense)
-    if cls in PER_SAMPLE:
+    if cls in PER_SAMPLE or cls.name in GLOBAL_CUT:
         return None
-    if cls in (LADSG, KDk, FLSG):
+    if cls in LADSG_FAMILY:
         return ladsg_reason(defense)
     return BATCH_GLOBAL.get(cls.name, "it is not known to act on each sample alone")
+
+
+def needs_global_cut(defense: Defense) -> bool:
+    """Whether `defense`'s cut needs the whole batch's messages (see `GlobalCut`)."""
+    if type(defense) in LADSG_FAMILY:
+        return ladsg_cut_needs_batch(defense) is not None
+    return type(defense).name in GLOBAL_CUT
 
 
 def check_parallel_defense(defense: Defense) -> None:
@@ -127,6 +155,59 @@ def check_parallel_defense(defense: Defense) -> None:
     if reason is not None:
         raise ConfigError("defense", f"{defense.name} cannot run data-parallel with the "
                                      f"single-device result: {reason}; allowed: {SUPPORTED}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalCut(Defense):
+    """`inner`, its cut computed on the whole global batch inside a map over `axis_name`.
+
+    Every device gathers the true messages g of all shards (`lax.all_gather`, in shard order:
+    the global batch's rows) and the cut context's per-sample arrays, applies `inner.cut` with
+    the replicated key, exactly as the single-device step does, and keeps its own rows. Every
+    other hook is `inner`'s.
+    """
+
+    name: ClassVar[str] = "global_cut"
+    inner: Defense = Defense()
+    axis_name: str = AXIS
+
+    def setup(self, key, data, config):
+        return self.inner.setup(key, data, config)
+
+    def targets(self, labels, num_classes, state, index):
+        return self.inner.targets(labels, num_classes, state, index)
+
+    def cut_context(self, ctx, top_fn, hs, k):
+        return self.inner.cut_context(ctx, top_fn, hs, k)
+
+    def screen(self, hs, ctx):
+        return self.inner.screen(hs, ctx)
+
+    def penalty(self, hs, ctx):
+        return self.inner.penalty(hs, ctx)
+
+    def decode(self, logits, state):
+        return self.inner.decode(logits, state)
+
+    def filter(self, state, report, messages):
+        return self.inner.filter(state, report, messages)
+
+    def cut(self, g, ctx):
+        rows = g.shape[0]
+        gather = functools.partial(jax.lax.all_gather, axis_name=self.axis_name, axis=0,
+                                   tiled=True)
+        whole = {name: gather(value) if name in PER_SAMPLE_CONTEXT else value
+                 for name, value in ctx.items()}
+        message = self.inner.cut(gather(g), whole)
+        start = jax.lax.axis_index(self.axis_name) * rows
+        return jax.lax.dynamic_slice_in_dim(message, start, rows, axis=0)
+
+
+def for_data_parallel(defense: Defense, axis_name: str = AXIS) -> Defense:
+    """`defense` as the data-parallel step runs it: itself, or in a `GlobalCut`; a
+    `ConfigError` if it cannot give the single-device result."""
+    check_parallel_defense(defense)
+    return GlobalCut(defense, axis_name) if needs_global_cut(defense) else defense
 
 
 @contextlib.contextmanager
@@ -172,7 +253,7 @@ def make_device_step(model: VFLModel, optimizers: dict, defense: Defense,
     """The per-device body `(state, shard) -> (state, metrics, messages)` of the data-parallel
     steps, to run under a map that binds `axis_name` (see the module docstring). `shard.index`
     must hold the shard's positions in the training set."""
-    check_parallel_defense(defense)
+    defense = for_data_parallel(defense, axis_name)
 
     def device_step(state: TrainState, batch: Batch):
         key, cut_key = jax.random.split(state.key)
@@ -308,6 +389,7 @@ def make_parallel_step(config: TrainConfig, data: VFLData, strategy: str = "shar
     return make_shard_map_step(model, opts, config.defense, batch_mesh(devices))
 
 
-__all__ = ["AXIS", "STRATEGIES", "parallel_support", "check_parallel_defense",
+__all__ = ["AXIS", "STRATEGIES", "parallel_support", "check_parallel_defense", "GlobalCut",
+           "for_data_parallel", "needs_global_cut",
            "synced_batch_norm", "make_device_step", "make_pmap_step", "make_shard_map_step",
            "batch_mesh", "gather_batch", "make_parallel_step"]
