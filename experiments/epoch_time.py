@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from ladsg_jax import data as datasets
+from ladsg_jax.models import resolve_conv_gradients
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
                       "batch_size": config.batch_size, "num_train": data.num_train,
                       "steps": steps, "backend": jax.default_backend(),
                       "device": str(jax.devices()[0].device_kind), "loop": runner.loop,
+                      "conv_gradients": resolve_conv_gradients(config.conv_gradients),
                       "first_epoch_s": first, "epoch_s": warm,
                       "step_ms": 1000 * warm / steps}), flush=True)
     return 0

@@ -5,8 +5,8 @@ batch. `seeds="vmap"` runs all seeds in one vmapped program; `"sequential"` one 
 `"auto"` picks scan + vmap on a GPU or TPU. On the CPU it picks scan, except for convolutional
 bottoms differentiated by XLA's own convolution gradients (`conv_gradients="xla"`), which take
 jitted steps (DESIGN §8: inside a loop XLA:CPU runs their weight gradients as a naive loop,
-27.8 s against 1.2 s for two ResNet-20 steps; with `"fast"`, the CPU's default, the scan is the
-faster, 0.84 s against 0.95 s, `experiments/README.md`), and vmapped seeds only for small
+27.6 s against 1.14 s for two ResNet-20 steps; with `"fast"`, the CPU's default, the scan is
+the faster, 0.75 s against 0.92 s, `experiments/README.md`), and vmapped seeds only for small
 models: measured with `experiments/bench.py` on 2 cores, 8 seeds of the digits preset (5k
 parameters) took 0.43 s vmapped against 0.66 s in sequence, while a CIFAR-shaped MLP
 (1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
