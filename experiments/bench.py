@@ -7,10 +7,11 @@ The setting of DESIGN §8: two parties, each a 32×16×3 half of a CIFAR image, 
 
 - `peak`: a float32 2048² matrix product (median of 10, warm): the GFLOP/s ceiling of the run.
 - `step`: the jitted `step_on_indices` of `make_trainer`, the state carried from step to step
-  (donated, as the Runner's step loop does), each call waited for with `jax.block_until_ready`: median and minimum of the warm calls,
-  the first call's seconds and `compile_s` = first call − warm median (plus XLA's own backend
-  compile seconds), FLOPs from XLA's `compiled.cost_analysis()["flops"]` beside a hand count
-  (`ladsg_jax.flops`: the matrix products of the MLP, the forward convolutions of ResNet-20),
+  (donated, as the Runner's step loop does), each call waited for with
+  `jax.block_until_ready`: median and minimum of the warm calls, the first call's seconds and
+  `compile_s` = first call − warm median (plus XLA's own backend compile seconds), FLOPs from
+  XLA's `compiled.cost_analysis()["flops"]` beside a hand count (`ladsg_jax.flops`: the matrix
+  products of the MLP, the forward convolutions of ResNet-20),
   achieved GFLOP/s = FLOPs / median and its fraction of `peak`, XLA's memory analysis of the
   compiled step (`temp`, `argument`, `output`, `alias`, generated code, bytes) and the process's
   peak RSS so far (`ru_maxrss`, whole process, monotone). ResNet-20 runs with XLA's own
@@ -172,7 +173,8 @@ class StepCase:
         self.config, self.data = with_conv(config, conv), jax.device_put(data)
         self.trainer = make_trainer(self.config)
         self.step = jax.jit(self.trainer.step_on_indices, donate_argnums=0)   # as the Runner
-        self.state = jax.jit(self.trainer.init)(jax.random.key(0), self.data)
+        self.init = jax.jit(self.trainer.init)
+        self.state = self.init(jax.random.key(0), self.data)
         perm = np.random.default_rng(1).permutation(data.num_train)
         batches = data.num_train // config.batch_size
         self.batches = jnp.asarray(perm[: batches * config.batch_size].reshape(batches, -1))
@@ -184,6 +186,11 @@ class StepCase:
         self.calls += 1
         elapsed, (self.state, _, _) = seconds(self.step, self.state, self.data, indices)
         return elapsed
+
+    def first_step(self):
+        """What the step returns from the initial state on the first batch (the compiled
+        functions again, the timed state untouched)."""
+        return self.step(self.init(jax.random.key(0), self.data), self.data, self.batches[0])
 
     def compiled(self):
         return self.step.lower(self.state, self.data, self.batches[0]).compile()
@@ -201,8 +208,8 @@ def hand_flops(config: TrainConfig, data) -> dict:
     return {"hand_conv_forward_flops": fwd}
 
 
-def bench_step(args, bottom: str, conv: str, data, peak: float | None) -> dict:
-    """One `step` record (see the module docstring)."""
+def bench_step(args, bottom: str, conv: str, data, peak: float | None) -> tuple[dict, StepCase]:
+    """One `step` record (see the module docstring), and the case it timed."""
     config = bench_config(args, bottom)
     case = StepCase(config, data, conv)
     with count_compilations() as compiles:
@@ -218,18 +225,13 @@ def bench_step(args, bottom: str, conv: str, data, peak: float | None) -> dict:
               "rss_peak_mb": rss_peak_mb(), **context()}
     if peak:
         record["fraction_of_matmul_peak"] = record["gflops_per_s"] / peak
-    return record
+    return record, case
 
 
-def agreement(args, bottom: str, data) -> dict:
+def agreement(xla: StepCase, fast: StepCase) -> dict:
     """Max |difference| between XLA's and fast_conv's gradients after one step from the same
     state: loss, parameters, BatchNorm statistics and the message the passive party received."""
-    config = bench_config(args, bottom)
-    outs = {}
-    for conv in ("xla", "fast"):
-        case = StepCase(config, data, conv)
-        outs[conv] = case.step(case.state, case.data, case.batches[0])
-    (p_state, p_metrics, p_wire), (f_state, f_metrics, f_wire) = outs["xla"], outs["fast"]
+    (p_state, p_metrics, p_wire), (f_state, f_metrics, f_wire) = xla.first_step(), fast.first_step()
 
     def max_diff(a, b):
         return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a),
@@ -242,10 +244,11 @@ def agreement(args, bottom: str, data) -> dict:
 
 def bench_steps(args, data, peak: float | None) -> Iterator[dict]:
     for bottom in args.bottoms:
+        cases = {}
         for conv in conv_variants(bottom):
-            record = bench_step(args, bottom, conv, data, peak)
+            record, cases[conv] = bench_step(args, bottom, conv, data, peak)
             if conv == "fast":
-                record["max_abs_diff_vs_xla"] = agreement(args, bottom, data)
+                record["max_abs_diff_vs_xla"] = agreement(cases["xla"], cases["fast"])
             yield record
 
 
@@ -469,10 +472,18 @@ def bench_profile(args, data) -> Iterator[dict]:
 
 # -- torch reference -----------------------------------------------------------------------
 
+def torch_reference():
+    """The `torch_reference` module beside this script (importable however bench.py was run)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import torch_reference as module
+    return module
+
+
 def bench_torch(args, jax_steps: list[dict]) -> Iterator[dict]:
     """The reference PyTorch step per bottom, and JAX/torch ratios from this run's JAX steps."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from torch_reference import time_torch_step
+    time_torch_step = torch_reference().time_torch_step
     h, w, c = args.image
     for bottom in args.bottoms:
         result = time_torch_step(bottom, args.batch_size, args.repeats,
@@ -597,11 +608,10 @@ def main(argv=None) -> int:
     if "profile" in args.groups:     # read when the CPU backend starts, so before any array
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TRACEME_FLAG}".strip()
     if args.reference == "torch":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from torch_reference import TorchMissing, require_torch
+        reference = torch_reference()
         try:
-            require_torch()
-        except TorchMissing as error:
+            reference.require_torch()
+        except reference.TorchMissing as error:
             print(f"bench.py: {error}", file=sys.stderr)
             return 2
     out = open(args.out, "a") if args.out else None

@@ -23,10 +23,10 @@ def dense_train_matmul_flops(batch: int, fan_in: int, fan_out: int, input_grad: 
     return 2 * batch * fan_in * fan_out * (3 if input_grad else 2)
 
 
-def mlp_train_matmul_flops(batch: int, widths: Sequence[int]) -> int:
-    """Matrix-product FLOPs of a training step through Dense layers `widths[0] → ... → widths[-1]`
-    whose input is data (no input gradient for the first layer)."""
-    return sum(dense_train_matmul_flops(batch, i, o, input_grad=k > 0)
+def mlp_train_matmul_flops(batch: int, widths: Sequence[int], input_grad: bool = False) -> int:
+    """Matrix-product FLOPs of a training step through Dense layers `widths[0] → ... → widths[-1]`;
+    the first layer's input gradient only with `input_grad` (not when its input is data)."""
+    return sum(dense_train_matmul_flops(batch, i, o, input_grad=input_grad or k > 0)
                for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])))
 
 
@@ -40,9 +40,7 @@ def vfl_mlp_step_matmul_flops(batch: int, party_features: Sequence[int], hidden:
     """
     bottoms = sum(mlp_train_matmul_flops(batch, (f, *hidden, embed_dim)) for f in party_features)
     top_widths = (embed_dim * len(party_features), *top_hidden, num_classes)
-    top = sum(dense_train_matmul_flops(batch, i, o, input_grad=True)
-              for i, o in zip(top_widths[:-1], top_widths[1:]))
-    return bottoms + top
+    return bottoms + mlp_train_matmul_flops(batch, top_widths, input_grad=True)
 
 
 def conv2d_flops(batch: int, out_hw: tuple, kernel: tuple, cin: int, cout: int) -> int:

@@ -43,7 +43,7 @@ CASES = {
     "top_none": dict(top_model="none"),
     # substitution with per-sample noise directions, gathered by the batch's indices
     "ladsg_sg": dict(top_model="mlp", defense=LADSG(stages=("sg",), noise="per_sample")),
-    # cuts on the whole batch (GlobalCut): LADSG's default draws its directions per step
+    # cuts on the whole batch (GatheredCut): LADSG's default draws its directions per step
     "ladsg_default": dict(top_model="mlp", defense=LADSG()),
     "compression": dict(top_model="mlp", defense=make_defense("compression")),
 }
@@ -138,7 +138,7 @@ def check_runner(data, config) -> dict:
 
 
 def per_shard_cut_difference(data, config) -> float:
-    """The negative control of `GlobalCut`: the shard_map step's messages after one step when
+    """The negative control of `GatheredCut`: the shard_map step's messages after one step when
     the defense's batch-wide cut runs on each device's rows alone (scaled difference from the
     single-device messages)."""
     trainer = make_trainer(config)
@@ -162,6 +162,8 @@ def error_of(fn) -> str | None:
 
 
 def devices_mode() -> dict:
+    # with one device every comparison below would hold trivially
+    assert jax.device_count() > 1, f"XLA_FLAGS gave {jax.device_count()} device; see `start`"
     data = jax.tree.map(jnp.asarray, load("digits", num_parties=2))
     base = preset_config("digits", **DIGITS)
     report = {"device_count": jax.device_count(),
@@ -191,7 +193,7 @@ def multihost_setting():
     """The data, config and batches' indices of the multi-process check (the same in every
     process and in the parent test): `STEPS` batches of the synthetic preset."""
     data = jax.tree.map(jnp.asarray, synthetic_data())
-    config = preset_config("synthetic", batch_size=16, defense=LADSG())   # a GlobalCut
+    config = preset_config("synthetic", batch_size=16, defense=LADSG())   # a GatheredCut
     return data, config, *first_batches(make_trainer(config), data)
 
 
@@ -206,6 +208,7 @@ def multihost_mode(args) -> None:
     """`STEPS` steps of each strategy on this process's rows of every batch; saves what the
     last step returned (state, metrics, this process's rows of the messages)."""
     initialize_from_args(args)
+    assert jax.process_count() == args.num_processes, (jax.process_count(), args.num_processes)
     data, config, state, indices = multihost_setting()
     rows = indices.shape[1] // jax.process_count()
     mine = indices[:, jax.process_index() * rows:(jax.process_index() + 1) * rows]

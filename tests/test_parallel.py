@@ -14,7 +14,7 @@ from ladsg_jax.defenses import DEFENSES, LADSG, make_defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.models import make_top, split_variables
 from ladsg_jax.presets import preset_config
-from ladsg_jax.vfl.parallel import (AXIS, STRATEGIES, GlobalCut, for_data_parallel,
+from ladsg_jax.vfl.parallel import (AXIS, STRATEGIES, GatheredCut, cut_policy_for,
                                     make_parallel_step, parallel_support, synced_batch_norm)
 from parallel_worker import CASES, STEPS, start
 
@@ -120,19 +120,20 @@ PER_SAMPLE = {"none", "label_dp", "cae", "kdk"}
 
 def test_every_defense_but_dcor_runs_data_parallel():
     """Defaults of every registered defense: the per-sample ones as they are, those with a
-    batch-wide cut in a GlobalCut; dcor (a loss over all pairs) raises a ConfigError naming it."""
+    batch-wide cut through a GatheredCut; dcor (a loss over all pairs) raises a ConfigError
+    naming it."""
     for name in DEFENSES:
         defense = make_defense(name)
         if name == "dcor":
             with pytest.raises(ConfigError, match="defense: dcor cannot run data-parallel"):
-                for_data_parallel(defense)
+                cut_policy_for(defense)
             continue
         assert parallel_support(defense) is None, name
-        wrapped = for_data_parallel(defense)
+        wrapped = cut_policy_for(defense)
         if name in PER_SAMPLE:
             assert wrapped is defense, name
         else:
-            assert isinstance(wrapped, GlobalCut) and wrapped.inner is defense, name
+            assert isinstance(wrapped, GatheredCut) and wrapped.inner is defense, name
 
 
 def test_a_cut_on_each_devices_rows_alone_would_differ(report):
@@ -157,7 +158,7 @@ def test_ladsg_runs_data_parallel_unless_it_screens_or_uses_decoys(changes, acce
     defense = LADSG(**changes)
     assert (parallel_support(defense) is None) == accepted, changes
     if accepted:
-        assert isinstance(for_data_parallel(defense), GlobalCut) == global_cut, changes
+        assert isinstance(cut_policy_for(defense), GatheredCut) == global_cut, changes
 
 
 def test_an_unsupported_defense_fails_before_anything_compiles(synthetic):

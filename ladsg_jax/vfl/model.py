@@ -97,22 +97,24 @@ class VFLModel:
         return logits, batch_stats
 
     def apply_train(self, params: dict, batch_stats: dict, xs: tuple, wires: tuple,
-                    defense: Defense, ctx: dict):
+                    defense: Defense, ctx: dict, cut_policy=None):
         """The training forward pass: passive embeddings go through the cut with their wires.
 
         The embeddings first pass `defense.screen` (which may clip them). Each passive party's
         cut then gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn` maps
         embeddings to logits with the parameters held fixed (a defense may take a VJP of it, as
-        LADSG's decoy substitution does). Returns (logits, batch_stats, screen report,
-        penalty), the penalty being `defense.penalty` of the embeddings after the cut.
+        LADSG's decoy substitution does). The cut's backward pass sends `cut_policy.cut(g,
+        ctx)` (default: `defense`'s; the data-parallel step puts a `GatheredCut` there).
+        Returns (logits, batch_stats, screen report, penalty), the penalty being
+        `defense.penalty` of the embeddings after the cut.
         """
         hs, batch_stats = self.embeddings(params, batch_stats, xs, train=True)
         hs, report = defense.screen(hs, ctx)
         fixed = jax.lax.stop_gradient((params, batch_stats))
         top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
-        cut_hs = list(hs)
+        cut_hs, policy = list(hs), cut_policy or defense
         for k in self.passive:
-            cut_hs[k] = cut(defense, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
+            cut_hs[k] = cut(policy, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
         logits, batch_stats = self.top(params, batch_stats, tuple(cut_hs), train=True)
         return logits, batch_stats, report, defense.penalty(tuple(cut_hs), ctx)
 

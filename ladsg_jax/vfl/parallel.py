@@ -33,7 +33,7 @@ global batch (to float rounding: sums run in another order):
   batch's true messages, or noise drawn for the whole batch at once, `jax.random.*(key,
   g.shape)`: `laplace`, `gaussian_dp`, `compression`, `ppdl`, `discrete_sgd`, `sign_sgd`,
   `max_norm`, `marvell`, `dcae`, and LADSG's and FLSG's substitution in every mode but decoy,
-  LADSG's default included) run with their cut on the whole batch (`GlobalCut`): every device
+  LADSG's default included) run with their cut on the whole batch (`GatheredCut`): every device
   `all_gather`s the batch's true messages and per-sample context (labels, targets, indices,
   noise directions), applies the defense's cut with the replicated key, exactly the
   single-device computation, and keeps its own rows. The messages are (B, d), so the cost is a
@@ -60,7 +60,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from typing import Callable, ClassVar
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -83,18 +83,11 @@ from ladsg_jax.vfl.state import Batch, TrainState
 AXIS = "batch"
 STRATEGIES = ("shard_map", "pmap")
 
-# Defenses whose cut needs the whole batch (and nothing else does), and what in the cut does.
-GLOBAL_CUT = {
-    "laplace": "its noise is drawn for the whole batch at once (laplace(key, g.shape))",
-    "gaussian_dp": "its noise is drawn for the whole batch at once (normal(key, g.shape))",
-    "compression": "it keeps the largest entries of the whole batch's message (top-k)",
-    "ppdl": "it selects and scales by the whole batch's message (top-k, max |g|)",
-    "discrete_sgd": "it rounds to a grid spanning the whole batch's max |g|",
-    "sign_sgd": "it scales by the whole batch's mean |g|",
-    "max_norm": "it adds noise up to the whole batch's largest norm",
-    "marvell": "it shapes its noise by the whole batch's class means",
-    "dcae": "it rounds to a grid spanning the whole batch's max |g|",
-}
+# Defenses whose cut needs the whole batch (and nothing else does): noise drawn in the
+# batch's shape (laplace, gaussian_dp), the batch's top-k (compression, ppdl), its max, mean or
+# largest norm (discrete_sgd, dcae, sign_sgd, max_norm), its class means (marvell).
+GLOBAL_CUT = ("laplace", "gaussian_dp", "compression", "ppdl", "discrete_sgd", "sign_sgd",
+              "max_norm", "marvell", "dcae")
 # Defenses that need the whole batch outside the cut: refused.
 BATCH_GLOBAL = {
     "dcor": "its loss term is a distance correlation over all pairs of the batch",
@@ -116,24 +109,18 @@ def ladsg_reason(defense: LADSG) -> str | None:
     return None
 
 
-def ladsg_cut_needs_batch(defense: LADSG) -> str | None:
-    """What in an LADSG configuration's cut needs the whole batch, or None."""
-    if "sg" not in defense.stages:
-        return None
-    if defense.mode == "flsg":
-        return "mode flsg draws its candidate directions for the whole batch at once"
-    if defense.noise == "per_step":
-        return "noise per_step draws the directions for the whole batch at once"
-    if defense.norm == "batch_mean":
-        return "norm batch_mean rescales to the whole batch's mean norm"
-    if 0 < defense.prob < 1:
-        return "a prob between 0 and 1 draws the samples' substitution coins for the whole batch"
-    return None
+def ladsg_cut_needs_batch(defense: LADSG) -> bool:
+    """Whether an LADSG configuration's substitution needs the whole batch: FLSG's candidate
+    directions, per-step noise directions or a prob in (0, 1) drawn in the batch's shape, or
+    rescaling to the batch's mean norm."""
+    return "sg" in defense.stages and (
+        defense.mode == "flsg" or defense.noise == "per_step" or defense.norm == "batch_mean"
+        or 0 < defense.prob < 1)
 
 
 def parallel_support(defense: Defense) -> str | None:
     """None if `defense` gives the single-device result under data parallelism (as it is, or
-    with `GlobalCut`), else why not."""
+    with its cut gathered, `GatheredCut`), else why not."""
     cls = type(defense)
     if cls in PER_SAMPLE or cls.name in GLOBAL_CUT:
         return None
@@ -143,9 +130,9 @@ def parallel_support(defense: Defense) -> str | None:
 
 
 def needs_global_cut(defense: Defense) -> bool:
-    """Whether `defense`'s cut needs the whole batch's messages (see `GlobalCut`)."""
+    """Whether `defense`'s cut needs the whole batch's messages (see `GatheredCut`)."""
     if type(defense) in LADSG_FAMILY:
-        return ladsg_cut_needs_batch(defense) is not None
+        return ladsg_cut_needs_batch(defense)
     return type(defense).name in GLOBAL_CUT
 
 
@@ -158,39 +145,15 @@ def check_parallel_defense(defense: Defense) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class GlobalCut(Defense):
-    """`inner`, its cut computed on the whole global batch inside a map over `axis_name`.
+class GatheredCut:
+    """The cut policy (`vfl/cut.py`) of `inner` computed on the whole global batch inside a map
+    over `axis_name`: every device gathers the true messages g of all shards (`lax.all_gather`,
+    in shard order: the global batch's rows) and the cut context's per-sample arrays, applies
+    `inner.cut` with the replicated key, exactly as the single-device step does, and keeps its
+    own rows. Only the cut changes; every other hook stays `inner`'s."""
 
-    Every device gathers the true messages g of all shards (`lax.all_gather`, in shard order:
-    the global batch's rows) and the cut context's per-sample arrays, applies `inner.cut` with
-    the replicated key, exactly as the single-device step does, and keeps its own rows. Every
-    other hook is `inner`'s.
-    """
-
-    name: ClassVar[str] = "global_cut"
-    inner: Defense = Defense()
+    inner: Defense
     axis_name: str = AXIS
-
-    def setup(self, key, data, config):
-        return self.inner.setup(key, data, config)
-
-    def targets(self, labels, num_classes, state, index):
-        return self.inner.targets(labels, num_classes, state, index)
-
-    def cut_context(self, ctx, top_fn, hs, k):
-        return self.inner.cut_context(ctx, top_fn, hs, k)
-
-    def screen(self, hs, ctx):
-        return self.inner.screen(hs, ctx)
-
-    def penalty(self, hs, ctx):
-        return self.inner.penalty(hs, ctx)
-
-    def decode(self, logits, state):
-        return self.inner.decode(logits, state)
-
-    def filter(self, state, report, messages):
-        return self.inner.filter(state, report, messages)
 
     def cut(self, g, ctx):
         rows = g.shape[0]
@@ -203,11 +166,11 @@ class GlobalCut(Defense):
         return jax.lax.dynamic_slice_in_dim(message, start, rows, axis=0)
 
 
-def for_data_parallel(defense: Defense, axis_name: str = AXIS) -> Defense:
-    """`defense` as the data-parallel step runs it: itself, or in a `GlobalCut`; a
+def cut_policy_for(defense: Defense, axis_name: str = AXIS):
+    """The cut policy of the data-parallel step: `defense` itself, or its `GatheredCut`; a
     `ConfigError` if it cannot give the single-device result."""
     check_parallel_defense(defense)
-    return GlobalCut(defense, axis_name) if needs_global_cut(defense) else defense
+    return GatheredCut(defense, axis_name) if needs_global_cut(defense) else defense
 
 
 @contextlib.contextmanager
@@ -253,7 +216,7 @@ def make_device_step(model: VFLModel, optimizers: dict, defense: Defense,
     """The per-device body `(state, shard) -> (state, metrics, messages)` of the data-parallel
     steps, to run under a map that binds `axis_name` (see the module docstring). `shard.index`
     must hold the shard's positions in the training set."""
-    defense = for_data_parallel(defense, axis_name)
+    cut_policy = cut_policy_for(defense, axis_name)
 
     def device_step(state: TrainState, batch: Batch):
         key, cut_key = jax.random.split(state.key)
@@ -268,7 +231,7 @@ def make_device_step(model: VFLModel, optimizers: dict, defense: Defense,
         def loss_share(params, wires):
             with synced_batch_norm(axis_name):
                 logits, batch_stats, _, _ = model.apply_train(
-                    params, state.batch_stats, batch.x, wires, defense, ctx)
+                    params, state.batch_stats, batch.x, wires, defense, ctx, cut_policy)
             share = optax.softmax_cross_entropy(logits, targets).sum() / total
             return share, (logits, batch_stats)
 
@@ -389,7 +352,7 @@ def make_parallel_step(config: TrainConfig, data: VFLData, strategy: str = "shar
     return make_shard_map_step(model, opts, config.defense, batch_mesh(devices))
 
 
-__all__ = ["AXIS", "STRATEGIES", "parallel_support", "check_parallel_defense", "GlobalCut",
-           "for_data_parallel", "needs_global_cut",
+__all__ = ["AXIS", "STRATEGIES", "parallel_support", "check_parallel_defense", "GatheredCut",
+           "cut_policy_for", "needs_global_cut",
            "synced_batch_norm", "make_device_step", "make_pmap_step", "make_shard_map_step",
            "batch_mesh", "gather_batch", "make_parallel_step"]
