@@ -32,7 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax import plots
-from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row
+from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
+                                    defense_rows)
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
@@ -97,6 +98,38 @@ def run_rows(records: Records, todo: list, cfg: dict, progress: bool) -> None:
         except ConfigError as err:                  # e.g. Marvell on more than two classes
             row = {"dataset": dataset, "setting": label, "skipped": str(err)}
         records.add({**row, **extra, "seconds": time.perf_counter() - start})
+        shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def run_grids(records: Records, groups: list, cfg: dict, progress: bool) -> None:
+    """`defense_rows` for each (data set, defense, knob values) whose rows are not all in
+    `records`: one grid per defense over its knob."""
+    contexts = AttackContexts()
+    overrides = {"epochs": cfg["epochs"]} if cfg.get("epochs") else {}
+    bar = tqdm(groups, unit="defense", disable=not progress, desc=os.path.basename(records.out))
+    for dataset, name, values in bar:
+        knob = DEFENSES[name].knob
+        labels = [knob_label(name, v) for v in values]
+        if all(records.find(dataset=dataset, setting=label) for label in labels):
+            continue
+        bar.set_postfix(dataset=dataset, defense=name)
+        data, settings, runner = contexts(dataset)
+        ckpt = records.checkpoints(dataset, name)
+        start = time.perf_counter()
+        points = [make_defense(name, **({knob: v} if knob and v is not None else {}))
+                  for v in values]
+        try:
+            rows = defense_rows(data, points[0], labels, cfg["seeds"], runner, settings,
+                                attacks=tuple(cfg["attacks"]), checkpoint_dir=ckpt,
+                                points=points, **overrides)
+        except ConfigError as err:                  # e.g. Marvell on more than two classes
+            rows = [{"dataset": dataset, "setting": label, "skipped": str(err)}
+                    for label in labels]
+        seconds = time.perf_counter() - start
+        for row, value in zip(rows, values):
+            if not records.find(dataset=dataset, setting=row["setting"]):
+                records.add({**row, "defense": name, "knob_value": value,
+                             "seconds": seconds / len(rows)})
         shutil.rmtree(ckpt, ignore_errors=True)
 
 
@@ -193,19 +226,13 @@ def knob_label(defense: str, value) -> str:
 
 
 def tradeoff(cfg: dict, out: str, progress: bool = True) -> str:
-    """Figure 2: main-task accuracy against attack success for every defense and knob value."""
+    """Figure 2: main-task accuracy against attack success for every defense and knob value.
+    Each defense's knob values are one grid (`defense_rows`): all its points train in the same
+    compiled programs (a vmapped grid × seeds where `auto` vmaps)."""
     records = Records(out)
-    todo = [(d, "none", Defense, {"defense": "none", "knob_value": None})
-            for d in cfg["datasets"]]
-    for d in cfg["datasets"]:
-        for name, values in cfg["knobs"].items():
-            knob = DEFENSES[name].knob
-            for value in values:
-                fields = {knob: value} if knob and value is not None else {}
-                todo.append((d, knob_label(name, value),
-                             lambda n=name, f=fields: make_defense(n, **f),
-                             {"defense": name, "knob_value": value}))
-    run_rows(records, todo, cfg, progress)
+    groups = [(d, "none", [None]) for d in cfg["datasets"]]
+    groups += [(d, name, values) for d in cfg["datasets"] for name, values in cfg["knobs"].items()]
+    run_grids(records, groups, cfg, progress)
     rows = scored(records)
     panels = {}
     for a in cfg["attacks"]:

@@ -14,12 +14,14 @@ import os
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import ATTACKS
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, run_attacks
+from ladsg_jax.attacks.registry import ATTACKS, check_fits
+from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
+from ladsg_jax.vfl.runner import stack_hparams
+from ladsg_jax.vfl.train import default_hparams
 
 # which runs each attack reads: "mlp" and "none" are honest runs with that top model
 ATTACK_GROUPS = {
@@ -60,8 +62,21 @@ def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
     std over seeds; runs no attack needs are not trained. `overrides` change
     the preset (e.g. epochs); with `checkpoint_dir` each training run checkpoints per epoch
     in a folder of its own there and resumes when interrupted."""
-    row = {"dataset": data.name, "setting": label, "defense": repr(defense), "seeds": seeds,
-           "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
+    return defense_rows(data, defense, [label], seeds, runner, settings, seed, attacks,
+                        checkpoint_dir, **overrides)[0]
+
+
+def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
+                 runner: AttackRunner, settings: AttackSettings, seed: int = 0,
+                 attacks: tuple | None = None, checkpoint_dir: str | None = None,
+                 points: list[Defense] | None = None, **overrides) -> list[dict]:
+    """`defense_row` for each of `points` (defenses that differ from `defense` only in numeric
+    hyperparameters; None: `defense` itself), one row per point labelled by `labels`: every
+    point trains in the same compiled programs (a vmapped or sequential grid, `Runner.fit`)."""
+    points = points or [defense]
+    rows = [{"dataset": data.name, "setting": label, "defense": repr(point), "seeds": seeds,
+             "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
+            for label, point in zip(labels, points)]
     for group, names in ATTACK_GROUPS.items():
         names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)
                  and (attacks is None or n in attacks)]
@@ -69,17 +84,36 @@ def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
             continue
         config = preset_config(data.name, top_model="none" if group == "none" else "mlp",
                                defense=defense, **overrides)
-        report = run_attacks(config, data, names, seeds, seed, settings=settings,
-                             attack_runner=runner, checkpoint_dir=checkpoint_dir and
-                             os.path.join(checkpoint_dir, group))
-        if group == "malicious":
-            row["main_task"]["malicious"] = report["main_task_malicious"]
-        else:
-            row["main_task"][f"top_{group}"] = report["main_task"]
-        row["attacks"].update(report["attacks"])
-        if report.get("defense_metrics"):
-            row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
-    return row
+        grid = None if points == [defense] else stack_hparams(
+            [default_hparams(config.replace(defense=p)) for p in points])
+        reports = attack_grid(config, data, names, seeds, seed, settings=settings,
+                              attack_runner=runner, checkpoint_dir=checkpoint_dir and
+                              os.path.join(checkpoint_dir, group), hparams=grid)
+        for row, report in zip(rows, reports):
+            if group == "malicious":
+                row["main_task"]["malicious"] = report["main_task_malicious"]
+            else:
+                row["main_task"][f"top_{group}"] = report["main_task"]
+            row["attacks"].update(report["attacks"])
+            if report.get("defense_metrics"):
+                row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
+    return rows
+
+
+def attack_settings_groups(attacks, config, num_classes: int) -> list[tuple[dict, list | None]]:
+    """The settings a set of attacks runs in: (config changes, attack names) per setting,
+    the direct attacks (and inversion's sum-top case) with `top_model none`, every other
+    attack in `config`'s own setting; `[({}, None)]` for no attacks (training only). Raises
+    `ConfigError` for an attack that fits no setting of the data (e.g. binary only)."""
+    if not attacks:
+        return [({}, None)]
+    sum_top = {"top_model": "none", "embed_dim": None} if config.top_model != "none" else {}
+    groups = {}
+    for name in attacks:
+        changes = sum_top if ATTACKS[name].needs_sum_top else {}
+        check_fits(name, changes.get("top_model", config.top_model), num_classes)
+        groups.setdefault(tuple(sorted(changes.items())), []).append(name)
+    return [(dict(changes), names) for changes, names in groups.items()]
 
 
 def chance_levels(data: VFLData) -> dict:

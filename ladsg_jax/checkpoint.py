@@ -24,10 +24,15 @@ from ladsg_jax.vfl.train import WireRecord
 KEEP = 2   # checkpoints kept per group
 
 
-def run_identity(config, data_name: str, keys) -> dict:
-    """What must match for a checkpoint to belong to a run: config, data set and seed keys."""
-    key_data = np.asarray(jax.random.key_data(keys)).tolist()
-    return {"config": repr(config), "data": data_name, "keys": key_data}
+def run_identity(config, data_name: str, keys, hparams=None) -> dict:
+    """What must match for a checkpoint to belong to a run: config, data set, seed keys and
+    the runs' hyperparameters."""
+    key_data = (keys if isinstance(keys, np.ndarray) else
+                np.asarray(jax.random.key_data(keys))).tolist()
+    identity = {"config": repr(config), "data": data_name, "keys": key_data}
+    if hparams is not None:
+        identity["hparams"] = [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(hparams)]
+    return identity
 
 
 class EpochCheckpoints:

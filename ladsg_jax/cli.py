@@ -200,6 +200,33 @@ def command_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from ladsg_jax.sweep import grid_points, parse_grid, run_sweep
+
+    check_counts(args)
+    points = grid_points(args.defense, getattr(args, "defense_options", {}),
+                         parse_grid(args.grid))              # every point checked first
+    config = config_from_args(args)
+    data = load_data(args)
+    settings = attack_settings(args, data.name, data.num_classes) if args.attack else None
+    record = run_sweep(config, data, points, args.seeds, args.seed, args.attack, settings,
+                       progress=False if args.no_progress else f"sweep {data.name}")
+    record.update(dataset=data.name, defense=args.defense, config=config_record(config))
+    name = args.name or f"sweep-{data.name}-{args.defense}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
+    for point in record["grid"]:
+        values = " ".join(f"{k}={v}" for k, v in point["values"].items())
+        mp = "".join(f"  MP {setting} {r['mean']:.3f}±{r['std']:.3f}"
+                     for setting, r in point["main_task_by_setting"].items())
+        attacks = "".join(f"  {a} ({r['setting']}) {r['mean']:.3f}±{r['std']:.3f}"
+                          for a, r in point["attacks"].items())
+        print(f"  {values:<24}{mp}{attacks}")
+    timing = record["timing"]
+    print(f"{len(record['grid'])} points × {args.seeds} seeds in {timing['wall_s']:.1f} s, "
+          f"{timing['compilations']} compilations; wrote {path}")
+    return 0
+
+
 def cell(record: dict | None) -> str:
     return "n/a" if record is None else f"{record['mean']:.2f}±{record['std']:.2f}"
 
@@ -266,7 +293,7 @@ def list_rows(kind: str) -> list[tuple[str, ...]]:
     """The rows `ladsg-jax list KIND` prints: (name, ..., description)."""
     if kind == "defenses":
         return [(name, cls.knob or "-", "-" if cls.knob is None else str(knob_default(cls)),
-                 cls.summary)
+                 ",".join(cls.hyper) or "-", cls().needs, cls.summary)
                 for name, cls in DEFENSES.items()]
     if kind == "attacks":
         from ladsg_jax.attacks.registry import ATTACKS
@@ -277,7 +304,8 @@ def list_rows(kind: str) -> list[tuple[str, ...]]:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    headers = {"defenses": ("name", "knob", "default", "description"),
+    headers = {"defenses": ("name", "knob", "default", "traced (grid in one program)",
+                            "needs of the batch", "description"),
                "attacks": ("name", "metric", "description"),
                "datasets": ("name", "kind", "description")}[args.kind]
     rows = [headers] + list_rows(args.kind)
@@ -345,6 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attack names (see `ladsg_jax.attacks.registry`), or hybrid")
     attack.add_argument("--name", help="run name (default attack-DATASET-TIME)")
     attack.set_defaults(handler=command_attack, seeds=5)
+    sweep = sub.add_parser("sweep", help="a grid of a defense's knobs (and the learning rate) "
+                                         "× seeds as one compiled program per static choice")
+    add_training_flags(sweep)
+    add_attack_flags(sweep)
+    sweep.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
+                       help="values of one field of the defense (or learning_rate); "
+                            "repeatable: the grid is their product")
+    sweep.add_argument("--attack", nargs="+", help="attacks scored at every point and seed, "
+                                                   "each in its own setting")
+    sweep.add_argument("--name", help="run name (default sweep-DATASET-DEFENSE-TIME)")
+    sweep.set_defaults(handler=command_sweep)
     demo = sub.add_parser("demo", help="the main job on the built-in data, as a table")
     add_training_flags(demo)
     add_attack_flags(demo)

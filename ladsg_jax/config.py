@@ -133,6 +133,7 @@ def check_against_data(config: TrainConfig, num_parties: int, num_classes: int,
         raise ConfigError("embed_dim", f"top_model 'none' sums the embeddings into logits, so "
                                        f"embed_dim must be num_classes ({num_classes}), "
                                        f"got {config.embed_dim}")
+    config.defense.check_data(num_classes)
     if config.batch_size > num_train:
         raise ConfigError("batch_size", f"{config.batch_size} is larger than the {num_train} "
                                         f"training samples; allowed: 1..{num_train}")

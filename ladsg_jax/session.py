@@ -20,7 +20,7 @@ def config_record(config: TrainConfig) -> dict:
 
     record = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     defense = config.defense
-    record["defense"] = {"name": defense.name, **dataclasses.asdict(defense)}
+    record["defense"] = {"name": defense.name, **defense.options}
     return record
 
 

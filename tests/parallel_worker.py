@@ -26,11 +26,13 @@ import numpy as np
 
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
-from ladsg_jax.defenses import LADSG, make_defense
+from ladsg_jax.defenses import CAE, LADSG, make_defense
 from ladsg_jax.vfl import parallel
 from ladsg_jax.distributed import add_distributed_arguments, initialize_from_args
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
+from ladsg_jax.vfl.model import VFLModel
+from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.parallel import STRATEGIES, gather_batch, make_parallel_step
 from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.train import make_trainer
@@ -41,10 +43,16 @@ DIGITS = dict(bottom_hidden=(16,), top_hidden=(8,), batch_size=32)
 CASES = {
     "top_mlp": dict(top_model="mlp"),
     "top_none": dict(top_model="none"),
-    # substitution with per-sample noise directions, gathered by the batch's indices
+    # PER_SAMPLE defenses, run as they are: randomized response's noisy labels looked up by
+    # the shard's indices; CAE's soft labels and decoded accuracy (a short autoencoder fit)
+    "label_dp": dict(top_model="mlp", defense=make_defense("label_dp")),
+    "cae": dict(top_model="mlp", defense=CAE(steps=50)),
+    # BATCH_CUT defenses, their cut on the whole batch (GatheredCut): substitution with
+    # per-sample noise directions, gathered by the batch's indices; LADSG's default, which
+    # draws its directions per step; Laplace noise in the batch's shape; compression's top-k
     "ladsg_sg": dict(top_model="mlp", defense=LADSG(stages=("sg",), noise="per_sample")),
-    # cuts on the whole batch (GatheredCut): LADSG's default draws its directions per step
     "ladsg_default": dict(top_model="mlp", defense=LADSG()),
+    "laplace": dict(top_model="mlp", defense=make_defense("laplace")),
     "compression": dict(top_model="mlp", defense=make_defense("compression")),
 }
 
@@ -80,7 +88,8 @@ def compared(result) -> dict:
     return {"params": state.params, "batch_stats": state.batch_stats,
             "opt_state": state.opt_state, "loss": metrics["loss"],
             "accuracy": metrics["accuracy"], "messages": messages,
-            "key": jax.random.key_data(state.key), "step": state.step}
+            "key": jax.random.key_data(state.key), "step": state.step,
+            "defense_state": state.defense_state, "hparams": state.hparams}
 
 
 def run_steps(step, state, batches) -> list:
@@ -144,12 +153,13 @@ def per_shard_cut_difference(data, config) -> float:
     trainer = make_trainer(config)
     state, indices = first_batches(trainer, data)
     single = jax.jit(trainer.step_on_indices)(state, data, indices[0])
-    real = parallel.needs_global_cut
-    parallel.needs_global_cut = lambda defense: False
+    assert isinstance(parallel.cut_policy_for(config.defense), parallel.GatheredCut)
+    real = parallel.cut_policy_for
+    parallel.cut_policy_for = lambda defense, axis_name=parallel.AXIS: defense   # no gather
     try:
         alone = make_parallel_step(config, data, "shard_map")(state, gather_batch(data, indices[0]))
     finally:
-        parallel.needs_global_cut = real
+        parallel.cut_policy_for = real
     return scaled_difference(alone[2], single[2])
 
 
@@ -179,7 +189,15 @@ def devices_mode() -> dict:
             base, data, s)(None, odd)) for strategy in STRATEGIES},
         "config_batch_size": error_of(lambda: make_parallel_step(
             base.replace(batch_size=30), data)),
-        "strategy": error_of(lambda: make_parallel_step(base, data, "vmap"))}
+        "strategy": error_of(lambda: make_parallel_step(base, data, "vmap")),
+        # a WHOLE_BATCH defense, refused by both steps as they are built
+        **{f"dcor_{strategy}": error_of(lambda s=strategy: make_parallel_step(
+            base.replace(defense=make_defense("dcor")), data, s)) for strategy in STRATEGIES},
+        **{f"dcor_{name}_step": error_of(lambda make=make: make(
+            VFLModel.from_config(base, data.num_classes),
+            lambda rate: make_optimizers(base, None, None, rate), make_defense("dcor")))
+           for name, make in (("pmap", parallel.make_pmap_step),
+                              ("shard_map", parallel.make_shard_map_step))}}
     return report
 
 

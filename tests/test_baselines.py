@@ -9,9 +9,11 @@ from scipy.stats import norm as gaussian
 
 from ladsg_jax import cli
 from ladsg_jax.config import TrainConfig
-from ladsg_jax.defenses import DEFENSES, knob_default, make_defense
+from ladsg_jax.defenses import DEFENSES, PER_SAMPLE, knob_default, make_defense
+from ladsg_jax.defenses.anonymize import KDk, LabelAnonymization, TeacherCandidates
 from ladsg_jax.defenses.dcor import DistanceCorrelation, distance_correlation
-from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP, keep_probability
+from ladsg_jax.defenses.labels import LabelDP, NoisyLabels, keep_probability
+from ladsg_jax.defenses.substitute import FLSG, SubstituteGradients
 from ladsg_jax.defenses.noise import GaussianDP, LaplaceNoise
 from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
 from ladsg_jax.defenses.sparsify import PPDL, GradientCompression
@@ -27,21 +29,26 @@ def ctx(key=1, **more):
     return {"key": jax.random.key(key), **more}
 
 
+def cut(defense, g, context):
+    """`defense`'s message for the true message `g`, at its own hyperparameters."""
+    return defense.cut(defense.hparams(), g, context)
+
+
 def test_laplace_noise_has_the_stated_scale():
     g = jnp.zeros((4000, 10))
-    noise = LaplaceNoise(scale=0.02).cut(g, ctx())
+    noise = cut(LaplaceNoise(scale=0.02), g, ctx())
     assert abs(float(jnp.mean(jnp.abs(noise))) - 0.02) < 0.02 * 0.02     # E|Lap(b)| = b
     assert abs(float(jnp.std(noise)) - 0.02 * math.sqrt(2)) < 0.02 * 0.05
 
 
 def test_gaussian_dp_clips_then_adds_noise_of_std_sigma_c():
     g = messages((4000, 10)) * 10
-    quiet = GaussianDP(noise_multiplier=1e-9, clip=0.05).cut(g, ctx())
+    quiet = cut(GaussianDP(noise_multiplier=1e-9, clip=0.05), g, ctx())
     norms = jnp.linalg.norm(quiet, axis=-1)
     assert float(norms.max()) <= 0.05 * (1 + 1e-5)
     small = jnp.linalg.norm(g, axis=-1) < 0.05
     np.testing.assert_allclose(quiet[small], g[small], atol=1e-7)      # short rows untouched
-    noisy = GaussianDP(noise_multiplier=2.0, clip=0.05).cut(g, ctx())
+    noisy = cut(GaussianDP(noise_multiplier=2.0, clip=0.05), g, ctx())
     assert abs(float(jnp.std(noisy - quiet)) - 0.1) < 0.1 * 0.03
 
 
@@ -71,7 +78,7 @@ def test_gaussian_dp_epsilon_is_the_accountants_and_close_to_the_exact_value():
 @pytest.mark.parametrize("keep", [0.05, 0.25, 0.5])
 def test_compression_keeps_exactly_the_top_fraction(keep):
     g = messages()
-    sent = GradientCompression(keep=keep).cut(g, ctx())
+    sent = cut(GradientCompression(keep=keep), g, ctx())
     count = math.ceil(keep * g.size)
     kept = np.asarray(sent != 0)
     assert kept.sum() == count
@@ -81,19 +88,19 @@ def test_compression_keeps_exactly_the_top_fraction(keep):
 
 def test_ppdl_uploads_at_most_its_fraction_within_its_bound():
     g = messages()
-    sent = PPDL(upload=0.1, noise=0.0, bound=0.5).cut(g, ctx())
-    expected = np.asarray(GradientCompression(keep=0.1).cut(g, ctx()) != 0)
+    sent = cut(PPDL(upload=0.1, noise=0.0, bound=0.5), g, ctx())
+    expected = np.asarray(cut(GradientCompression(keep=0.1), g, ctx()) != 0)
     np.testing.assert_array_equal(np.asarray(sent != 0), expected)     # no noise: the top 10%
     bound = 0.5 * float(jnp.abs(g).max())
     assert float(jnp.abs(sent).max()) <= bound * (1 + 1e-6)
-    noisy = PPDL(upload=0.1).cut(g, ctx())
+    noisy = cut(PPDL(upload=0.1), g, ctx())
     assert int((noisy != 0).sum()) <= math.ceil(0.1 * g.size)
 
 
 @pytest.mark.parametrize("bins", [2, 3, 5])
 def test_discrete_sgd_lands_on_its_grid(bins):
     g = messages()
-    sent = np.asarray(DiscreteSGD(bins=bins).cut(g, ctx()))
+    sent = np.asarray(cut(DiscreteSGD(bins=bins), g, ctx()))
     bound = float(jnp.abs(g).max())
     grid = np.linspace(-bound, bound, bins)
     distance = np.abs(sent[..., None] - grid).min(-1)
@@ -104,7 +111,7 @@ def test_discrete_sgd_lands_on_its_grid(bins):
 
 def test_sign_sgd_sends_signs():
     g = messages()
-    sent = SignSGD().cut(g, ctx())
+    sent = cut(SignSGD(), g, ctx())
     np.testing.assert_allclose(sent, jnp.sign(g) * jnp.mean(jnp.abs(g)), rtol=1e-6)
     assert len(np.unique(np.abs(np.asarray(sent)))) == 1
 
@@ -113,43 +120,83 @@ def test_randomized_response_flips_labels_at_the_stated_rate(synthetic):
     n, classes = 20000, 5
     data = synthetic.replace(train_y=jnp.arange(n) % classes, num_classes=classes)
     for epsilon in (0.5, 2.0):
-        state = LabelDP(epsilon=epsilon).setup(jax.random.key(0), data, None)
-        flipped = np.asarray(state["noisy_labels"] != data.train_y)
-        expected = 1 - keep_probability(epsilon, classes)
+        defense = LabelDP(epsilon=epsilon)
+        state = defense.init(jax.random.key(0), data, None, defense.hparams())
+        assert isinstance(state, NoisyLabels)
+        flipped = np.asarray(state.labels != data.train_y)
+        expected = 1 - float(keep_probability(epsilon, classes))
         assert abs(flipped.mean() - expected) < 0.015, (epsilon, flipped.mean(), expected)
-        noisy = np.asarray(state["noisy_labels"])
+        noisy = np.asarray(state.labels)
         assert noisy.min() >= 0 and noisy.max() < classes
         # a flipped label is uniform over the other classes
         counts = np.bincount((noisy[flipped] - np.asarray(data.train_y)[flipped]) % classes,
                              minlength=classes)
         assert counts[0] == 0 and counts[1:].min() > 0.8 * counts[1:].mean()
-    assert keep_probability(2.0, 5) == pytest.approx(math.exp(2) / (math.exp(2) + 4))
+        # the model trains on the noisy labels, one-hot, whatever targets come in
+        index = jnp.array([3, 0, 7, 19999])
+        incoming = jax.nn.one_hot(data.train_y[index], classes)
+        targets = defense.targets(defense.hparams(), state, incoming, data.train_y[index], index)
+        np.testing.assert_array_equal(targets, jax.nn.one_hot(state.labels[index], classes))
+    assert float(keep_probability(2.0, 5)) == pytest.approx(math.exp(2) / (math.exp(2) + 4))
+    # ε may be traced (a grid of it compiles once)
+    traced = jax.jit(keep_probability, static_argnums=1)(jnp.float32(2.0), 5)
+    assert float(traced) == pytest.approx(math.exp(2) / (math.exp(2) + 4), rel=1e-6)
 
 
 def test_kdk_is_teacher_weighted_soft_labels_alone(synthetic):
     defense = KDk(teacher_epochs=2)
+    assert isinstance(defense, LabelAnonymization) and defense.weighting == "teacher"
     config = TrainConfig(defense=defense, bottom_hidden=(8,))
     state = jax.jit(make_trainer(config).init)(jax.random.key(0), synthetic)
+    assert isinstance(state.defense_state, TeacherCandidates)
     index = jnp.arange(16)
     labels = synthetic.train_y[:16]
-    targets = defense.targets(labels, synthetic.num_classes, state.defense_state, index)
+    onehot = jax.nn.one_hot(labels, synthetic.num_classes)
+    hp = state.hparams["defense"]
+    targets = defense.targets(hp, state.defense_state, onehot, labels, index)
     np.testing.assert_allclose(targets.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(jnp.argmax(targets, -1), labels)
+    # (1−ε)·onehot(y) + ε·(the teacher's probabilities over its top k−1 other classes)
+    others, weights = state.defense_state.others[index], state.defense_state.weights[index]
+    assert others.shape == (16, 2)              # k = min(3, classes) = 3
+    assert not bool(jnp.any(others == labels[:, None]))
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    spread = jnp.einsum("bj,bjc->bc", weights, jax.nn.one_hot(others, synthetic.num_classes))
+    np.testing.assert_allclose(targets, 0.7 * onehot + 0.3 * spread, rtol=1e-6, atol=1e-7)
+    # ... which is not the uniform weighting
+    assert float(jnp.abs(weights - 0.5).max()) > 1e-3
     g = messages((16, 3))
-    np.testing.assert_array_equal(defense.cut(g, ctx()), g)                # messages untouched
-    with pytest.raises(ConfigError, match="defense.kdk.stages"):
-        KDk(stages=("la", "sg"))
+    np.testing.assert_array_equal(cut(defense, g, ctx()), g)              # messages untouched
+    assert defense.needs == PER_SAMPLE
+    # soft labels alone: it has no stage or substitution option to turn on
+    with pytest.raises(ConfigError, match="defense.kdk option: unknown value 'stages'"):
+        make_defense("kdk", stages="la,sg")
+    with pytest.raises(ConfigError, match="defense.kdk.epsilon"):
+        KDk(k=3, epsilon=0.7)                  # ε < (k−1)/k keeps the label the argmax
 
 
 def test_flsg_substitutes_pass_the_threshold_at_the_true_norm():
     g = messages((64, 4))
-    sent = FLSG(threshold=0.5, flsg_samples=64).cut(g, ctx())
+    defense = FLSG(threshold=0.5, flsg_samples=64)
+    assert isinstance(defense, SubstituteGradients) and defense.mode == "flsg"
+    sent = cut(defense, g, ctx())
     cos = jnp.sum(sent * g, -1) / (jnp.linalg.norm(sent, axis=-1) * jnp.linalg.norm(g, axis=-1))
     assert float(cos.min()) >= 0.5 - 1e-5
+    assert float(jnp.abs(sent - g).max()) > 1e-3                 # substitutes, not g itself
     np.testing.assert_allclose(jnp.linalg.norm(sent, axis=-1), jnp.linalg.norm(g, axis=-1),
                                rtol=1e-5)
-    with pytest.raises(ConfigError, match="defense.flsg.stages"):
-        FLSG(mode="cosine")
+    # no label change
+    labels = jnp.arange(8) % 3
+    onehot = jax.nn.one_hot(labels, 3)
+    np.testing.assert_array_equal(
+        defense.targets(defense.hparams(), defense.init(jax.random.key(0), None, None,
+                                                        defense.hparams()),
+                        onehot, labels, jnp.arange(8)), onehot)
+    # substitution alone: it has no stage option, and its fields are checked as FLSG's
+    with pytest.raises(ConfigError, match="defense.flsg option: unknown value 'stages'"):
+        make_defense("flsg", stages="la,sg")
+    with pytest.raises(ConfigError, match="defense.flsg.threshold"):
+        FLSG(threshold=1.5)
 
 
 def test_distance_correlation_of_known_cases():
@@ -196,6 +243,8 @@ def test_list_defenses_prints_every_defense_with_its_knob(capsys):
         line = next(l for l in out.splitlines() if l.split()[0] == name)
         if cls.knob is not None:
             assert cls.knob in line and str(knob_default(cls)) in line
+        assert line.split()[-len(cls.summary.split()) - 1] == cls().needs   # its declared needs
+        assert all(field in line for field in cls.hyper)                   # its traced fields
     assert cli.main(["list", "attacks"]) == 0
     assert "passive_mc" in capsys.readouterr().out
     assert cli.main(["list", "datasets"]) == 0

@@ -14,18 +14,23 @@ from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.state import Batch, TrainState
 from ladsg_jax.vfl.step import make_train_step
+from ladsg_jax.vfl.train import default_hparams
 
 B, F, C = 8, 5, 3
 
 
 @dataclasses.dataclass(frozen=True)
 class FlipAndNudge(Defense):
-    """A substituting policy that depends on the gradient and on ctx: m = -2g + 0.1·onehot(y)."""
+    """A substituting policy that depends on the gradient, on its hyperparameter and on ctx:
+    m = scale·g + 0.1·onehot(y), `scale` (default -2) read from `hp` as every hook reads it."""
 
     name = "test_flip"
+    hyper = ("scale",)
 
-    def cut(self, g, ctx):
-        return -2.0 * g + 0.1 * jax.nn.one_hot(ctx["labels"], g.shape[-1])
+    scale: float = -2.0
+
+    def cut(self, hp, g, ctx):
+        return hp["scale"] * g + 0.1 * jax.nn.one_hot(ctx["labels"], g.shape[-1])
 
 
 def make_problem(top_model="mlp", seed=0):
@@ -38,9 +43,10 @@ def make_problem(top_model="mlp", seed=0):
     return model, params, stats, xs, y
 
 
-def loss_with_cut(model, policy, params, wire, stats, xs, y):
+def loss_with_cut(model, policy, params, wire, stats, xs, y, hp=None):
     ctx = {"labels": y, "key": jax.random.key(1)}
-    logits = model.apply_train(params, stats, xs, (wire,), policy, ctx)[0]
+    hp = policy.hparams() if hp is None else hp
+    logits = model.apply_train(params, stats, xs, (wire,), policy, hp, None, ctx)[0]
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
@@ -54,19 +60,20 @@ def plain_loss(model, params, stats, xs, y):
     return plain_loss_from_embeddings(model, params, stats, hs, y)
 
 
-def grads_with_cut(model, policy, params, stats, xs, y):
+def grads_with_cut(model, policy, params, stats, xs, y, hp=None):
     wire = jnp.zeros((B, model.embed_dim))
-    return jax.grad(lambda p, w: loss_with_cut(model, policy, p, w, stats, xs, y),
+    return jax.grad(lambda p, w: loss_with_cut(model, policy, p, w, stats, xs, y, hp),
                     argnums=(0, 1))(params, wire)
 
 
-def expected_grads(model, policy, params, stats, xs, y):
+def expected_grads(model, policy, params, stats, xs, y, hp=None):
     """Hand-assembled: true ∂L/∂h0, the policy's message, and the VJP of bottom 0 at it."""
     plain = jax.grad(lambda p: plain_loss(model, params | p, stats, xs, y))(params)
     hs = model.embeddings(params, stats, xs)[0]
     g0 = jax.grad(lambda h0: plain_loss_from_embeddings(model, params, stats,
                                                         (h0, hs[1]), y))(hs[0])
-    message = policy.cut(g0, {"labels": y, "key": jax.random.key(1)})
+    hp = policy.hparams() if hp is None else hp
+    message = policy.cut(hp, g0, {"labels": y, "key": jax.random.key(1)})
     bottom = model.bottom_module()
     _, vjp = jax.vjp(lambda p: bottom.apply({"params": p}, xs[0]),
                      params["party_0"]["bottom"])
@@ -135,16 +142,44 @@ def test_substitution_under_jit_vmap_and_grad_of_vmap():
         assert_trees_close(wires[i], message)
 
 
+def test_the_policy_reads_its_hyperparameters_from_hp_traced():
+    """The cut's backward reads `hp`, a traced argument: another value takes effect under jit
+    (the field is only the default), and a vmap over hp values gives each value's message."""
+    model, params, stats, xs, y = make_problem()
+    policy = FlipAndNudge()
+    run = jax.jit(lambda hp: grads_with_cut(model, policy, params, stats, xs, y, hp))
+    hps = [{"scale": jnp.float32(s)} for s in (3.0, -2.0, 0.5)]
+    for hp in hps:
+        grads, wire = run(hp)
+        _, expected, message = expected_grads(model, policy, params, stats, xs, y, hp)
+        assert_trees_close(grads, expected)
+        assert_trees_close(wire, message)
+    default_message = expected_grads(model, policy, params, stats, xs, y)[2]
+    other_message = expected_grads(model, policy, params, stats, xs, y, hps[0])[2]
+    with pytest.raises(AssertionError):                          # 3 is not the field's -2
+        assert_trees_close(other_message, default_message)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *hps)
+    _, wires = jax.jit(jax.vmap(lambda hp: grads_with_cut(model, policy, params, stats, xs, y,
+                                                          hp)))(stacked)
+    for i, hp in enumerate(hps):
+        assert_trees_close(wires[i], expected_grads(model, policy, params, stats, xs, y, hp)[2])
+
+
 def test_train_step_returns_the_message_on_the_wire():
     model, params, stats, xs, y = make_problem()
-    config = TrainConfig(bottom_hidden=(6,), top_hidden=(7,))
-    optimizers = make_optimizers(config)
+    policy = FlipAndNudge()
+    config = TrainConfig(bottom_hidden=(6,), top_hidden=(7,), defense=policy)
+    optimizers = lambda rate: make_optimizers(config, None, None, rate)       # noqa: E731
+    hparams = default_hparams(config)
+    assert set(hparams["defense"]) == {"scale"}
+    opts = optimizers(hparams["learning_rate"])
     state = TrainState(params=params, batch_stats=stats,
-                       opt_state={k: optimizers[k].init(v) for k, v in params.items()},
-                       key=jax.random.key(0), step=jnp.zeros((), jnp.int32))
-    step = jax.jit(make_train_step(model, optimizers, FlipAndNudge()))
+                       opt_state={k: opts[k].init(v) for k, v in params.items()},
+                       key=jax.random.key(0), step=jnp.zeros((), jnp.int32), hparams=hparams)
+    assert state.defense_state is None
+    step = jax.jit(make_train_step(model, optimizers, policy))
     new_state, metrics, wire = step(state, Batch(x=xs, y=y))
-    _, expected, message = expected_grads(model, FlipAndNudge(), params, stats, xs, y)
+    _, expected, message = expected_grads(model, policy, params, stats, xs, y)
     assert len(wire) == 1
     assert_trees_close(wire[0], message)
     # SGD with momentum, first step: Δθ = -lr·grad.
@@ -152,3 +187,10 @@ def test_train_step_returns_the_message_on_the_wire():
     assert_trees_close(jax.tree.map(lambda a, b: (b - a) / -lr, params, new_state.params),
                        expected, atol=1e-5)
     assert int(new_state.step) == 1 and np.isfinite(float(metrics["loss"]))
+    # the state's hyperparameters drive the step: another learning rate and scale
+    other = {"learning_rate": jnp.float32(lr / 2), "defense": {"scale": jnp.float32(3.0)}}
+    new_state, _, wire = step(state.replace(hparams=other), Batch(x=xs, y=y))
+    _, expected, message = expected_grads(model, policy, params, stats, xs, y, other["defense"])
+    assert_trees_close(wire[0], message)
+    assert_trees_close(jax.tree.map(lambda a, b: (b - a) / -(lr / 2), params, new_state.params),
+                       expected, atol=1e-5)

@@ -7,13 +7,17 @@ import optax
 import pytest
 
 from ladsg_jax.attacks.suite import AttackSettings, run_attacks
-from ladsg_jax.config import TrainConfig
+from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.defenses import LADSG, make_defense
+from ladsg_jax.defenses.anonymize import LabelAnonymization, TeacherCandidates
+from ladsg_jax.defenses.chain import Chain, Composite, chain
 from ladsg_jax.defenses.ladsg import cosine_substitute, flsg_substitute
+from ladsg_jax.defenses.norm_detection import NormDetection
+from ladsg_jax.defenses.substitute import SubstituteGradients, SubstituteState
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.model import VFLModel
-from ladsg_jax.vfl.train import make_trainer
+from ladsg_jax.vfl.train import make_train, make_trainer
 
 B, C = 16, 5
 
@@ -23,7 +27,9 @@ def grads(key, scale=1.0):
 
 
 def cut_once(defense, g, key=0):
-    return defense.cut(g, {"key": jax.random.key(key)})
+    """LADSG's cut of `g` with one step key: a composite's cut takes one context per member."""
+    ctx = tuple({"key": jax.random.key(key)} for _ in defense.members)
+    return defense.cut(defense.hparams(), g, ctx)
 
 
 def cosine(a, b):
@@ -32,28 +38,41 @@ def cosine(a, b):
 
 def test_label_anonymization_targets_sum_to_one_and_keep_the_argmax():
     labels = jnp.arange(B) % C
-    state = {"teacher_candidates": jnp.stack([(labels + 1) % C, (labels + 2) % C], axis=1),
-             "teacher_weights": jnp.tile(jnp.array([0.75, 0.25]), (B, 1))}
+    onehot = jax.nn.one_hot(labels, C)
+    candidates = TeacherCandidates(others=jnp.stack([(labels + 1) % C, (labels + 2) % C], axis=1),
+                                   weights=jnp.tile(jnp.array([0.75, 0.25]), (B, 1)))
     index = jnp.arange(B)
-    uniform = LADSG(stages=("la",), epsilon=0.3).targets(labels, C, state, index)
+
+    def targets(defense, state):
+        return defense.targets(defense.hparams(), state, onehot, labels, index)
+
+    uniform = targets(LADSG(stages=("la",), epsilon=0.3), (candidates,))
     np.testing.assert_allclose(uniform.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(jnp.argmax(uniform, -1), labels)
     np.testing.assert_allclose(uniform[0], [0.7, 0.15, 0.15, 0.0, 0.0], rtol=1e-6)
-    weighted = LADSG(stages=("la",), epsilon=0.4, weighting="teacher").targets(
-        labels, C, state, index)
+    weighted = targets(LADSG(stages=("la",), epsilon=0.4, weighting="teacher"), (candidates,))
     np.testing.assert_allclose(weighted[0], [0.6, 0.3, 0.1, 0.0, 0.0], rtol=1e-6)
-    onehot = LADSG(stages=("sg",)).targets(labels, C, state, index)
-    np.testing.assert_allclose(onehot, jax.nn.one_hot(labels, C))
+    np.testing.assert_allclose(targets(LADSG(stages=("sg",)), (SubstituteState(),)), onehot)
+    # ε is read from the hyperparameters, not the field: a traced grid value takes effect
+    la = LADSG(stages=("la",), epsilon=0.3)
+    traced = jax.jit(lambda hp: la.targets(hp, (candidates,), onehot, labels, index))(
+        ({"epsilon": jnp.float32(0.4)},))
+    np.testing.assert_allclose(traced[0], [0.6, 0.2, 0.2, 0.0, 0.0], rtol=1e-6)
 
 
 def test_teacher_candidates_exclude_the_label(synthetic):
     defense = LADSG(stages=("la",), k=3, teacher_epochs=3)
     config = TrainConfig(defense=defense, bottom_hidden=(8,))
     state = jax.jit(make_trainer(config).init)(jax.random.key(0), synthetic)
-    cands = np.asarray(state.defense_state["teacher_candidates"])
+    (teacher,) = state.defense_state
+    cands = np.asarray(teacher.others)
     assert cands.shape == (synthetic.num_train, 2)
     assert not (cands == np.asarray(synthetic.train_y)[:, None]).any()
     assert (cands[:, 0] != cands[:, 1]).all()
+    weights = np.asarray(teacher.weights)
+    assert weights.shape == (synthetic.num_train, 2)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert (weights[:, 0] >= weights[:, 1]).all()          # in the teacher's order
 
 
 @pytest.mark.parametrize("norm", ["keep", "own"])
@@ -68,6 +87,10 @@ def test_cosine_messages_have_cosine_rho_and_the_chosen_norm(norm):
                                jnp.mean(jnp.linalg.norm(g, axis=-1)), rtol=1e-5)
     u = cosine_substitute(g, -0.3, jax.random.normal(jax.random.key(2), g.shape))
     np.testing.assert_allclose(cosine(u, g), -0.3, atol=1e-5)
+    # the stage used alone sends the same message as inside LADSG
+    sg = SubstituteGradients(rho=0.5, norm=norm)
+    np.testing.assert_allclose(sg.cut(sg.hparams(), g, {"key": jax.random.key(0)}),
+                               cut_once(LADSG(rho=0.5, norm=norm), g), rtol=1e-6)
 
 
 def test_blending_and_probability_behave_as_stated():
@@ -106,16 +129,18 @@ def test_a_decoy_message_is_the_gradient_for_the_decoy_target():
     params, stats = model.init(kp, xs)
     others = jnp.stack([(y + 1) % C, (y + 3) % C], axis=1)
     choice = jax.random.randint(kc, (B,), 0, 3)
-    state = {"teacher_candidates": others, "teacher_weights": jnp.full((B, 2), 0.5),
-             "decoy_candidates": others, "decoy_choice": choice}
     defense = LADSG(mode="decoy", decoy="per_sample", norm="own", mix=1.0, prob=1.0, k=3)
+    assert [type(m) for m in defense.members] == [LabelAnonymization, SubstituteGradients]
+    state = (TeacherCandidates(others=others, weights=jnp.full((B, 2), 0.5)),
+             SubstituteState(candidates=others, decoy_choice=choice))
+    hp = defense.hparams()
     index = jnp.arange(B)
-    targets = defense.targets(y, C, state, index)
-    ctx = {"labels": y, "targets": targets, "key": jax.random.key(1), "index": index,
-           "state": state}
+    targets = defense.targets(hp, state, jax.nn.one_hot(y, C), y, index)
+    ctx = {"labels": y, "targets": targets, "key": jax.random.key(1), "index": index}
     wire = jnp.zeros((B, C))
     sent = jax.grad(lambda w: optax.softmax_cross_entropy(
-        model.apply_train(params, stats, xs, (w,), defense, ctx)[0], targets).mean())(wire)
+        model.apply_train(params, stats, xs, (w,), defense, hp, state, ctx)[0],
+        targets).mean())(wire)
     # The decoy target by hand: centred on the chosen member of C_i = {y_i} ∪ S_i.
     members = jnp.concatenate([y[:, None], others], axis=1)
     centre = members[jnp.arange(B), choice]
@@ -141,11 +166,18 @@ def test_bad_hyperparameters_are_named():
         make_defense("ladsg", stages="la,nd", ratio="0.5")
     with pytest.raises(ConfigError, match="defense.ladsg.warmup: must be a positive integer"):
         LADSG(stages=("nd",), warmup=0)
+    with pytest.raises(ConfigError, match=r"epsilon: .* for k=2"):
+        LADSG(epsilon=0.55).check_data(2)
+    with pytest.raises(ConfigError, match=r"epsilon: .* for k=2"):
+        check_against_data(TrainConfig(defense=LADSG(epsilon=0.55)), 2, 2, 1000)
+
+
+def test_data_dependent_errors_name_the_ladsg_field():
     with pytest.raises(ConfigError, match=r"defense.ladsg.k: 4 candidates but the data set "
                                           r"has 2 classes"):
-        LADSG(k=4).candidates_for(2)
-    with pytest.raises(ConfigError, match=r"epsilon: .* for k=2"):
-        LADSG(epsilon=0.55).candidates_for(2)
+        LADSG(k=4).check_data(2)
+    with pytest.raises(ConfigError, match=r"defense.ladsg.epsilon: .* for k=2"):
+        LADSG(epsilon=0.55).check_data(2)
 
 
 def test_default_ladsg_trains_stably_and_halves_the_direct_attack(digits, breast_cancer):
@@ -180,20 +212,64 @@ def test_per_sample_noise_is_the_same_direction_every_time_a_sample_is_seen(synt
     defense = LADSG(stages=("sg",), noise="per_sample")
     config = TrainConfig(defense=defense, bottom_hidden=(8,))
     state = jax.jit(make_trainer(config).init)(jax.random.key(0), synthetic)
-    directions = state.defense_state["noise_directions"]
+    directions = state.defense_state[0].noise_directions
     assert directions.shape == (1, synthetic.num_train, synthetic.num_classes)
     g = grads(jax.random.key(4))[:, :3]
     index = jnp.arange(B) * 3
+    labels = jnp.zeros((B,), jnp.int32)
 
-    def message(step_key, idx):
-        ctx = {"key": jax.random.key(step_key), "index": idx, "state": state.defense_state}
-        return defense.cut(g, defense.cut_context(ctx, None, (g, g), 0))
+    def message(defense, defense_state, step_key, idx):
+        """Passive party 0's message: its cut context from the forward pass, then the cut."""
+        ctx = {"labels": labels, "targets": jax.nn.one_hot(labels, 3),
+               "key": jax.random.key(step_key), "index": idx}
+        hp = defense.hparams()
+        _, contexts, _ = defense.forward(hp, defense_state, (g, g), ctx, None)
+        return defense.cut(hp, g, contexts[0])
 
-    np.testing.assert_allclose(message(1, index), message(2, index), rtol=1e-6)
-    assert float(jnp.abs(message(1, index) - message(1, index + 1)).max()) > 1e-3
-    np.testing.assert_allclose(cosine(message(1, index), g), 0.5, atol=1e-5)
+    fixed = lambda step_key, idx: message(defense, state.defense_state, step_key, idx)  # noqa
+    np.testing.assert_allclose(fixed(1, index), fixed(2, index), rtol=1e-6)
+    assert float(jnp.abs(fixed(1, index) - fixed(1, index + 1)).max()) > 1e-3
+    np.testing.assert_allclose(cosine(fixed(1, index), g), 0.5, atol=1e-5)
     fresh = LADSG(stages=("sg",))
-    ctx = {"key": jax.random.key(1), "index": index, "state": {}}
-    other = {"key": jax.random.key(2), "index": index, "state": {}}
-    assert float(jnp.abs(fresh.cut(g, fresh.cut_context(ctx, None, (g, g), 0))
-                         - fresh.cut(g, fresh.cut_context(other, None, (g, g), 0))).max()) > 1e-3
+    empty = (SubstituteState(),)
+    assert float(jnp.abs(message(fresh, empty, 1, index)
+                         - message(fresh, empty, 2, index)).max()) > 1e-3
+
+
+def test_ladsg_is_the_chain_of_its_stages_and_trains_as_the_hand_composed_chain(synthetic):
+    default = LADSG()
+    assert isinstance(default, Composite)
+    assert default.members == (LabelAnonymization(), SubstituteGradients())
+    assert [type(m) for m in default.members] == [LabelAnonymization, SubstituteGradients]
+    # every field reaches the stage it belongs to
+    fields = dict(k=3, epsilon=0.2, weighting="teacher", teacher_epochs=4, rho=0.7,
+                  noise="per_sample", norm="own", mix=0.8, prob=0.9, threshold=0.1,
+                  flsg_samples=5, warmup=7, kappa=2.5, ratio=6.0, decay=0.9)
+    la, nd, sg = LADSG(stages=("sg", "nd", "la"), **fields).members    # la, nd, sg in order
+    assert la == LabelAnonymization(k=3, epsilon=0.2, weighting="teacher", teacher_epochs=4)
+    assert nd == NormDetection(warmup=7, kappa=2.5, ratio=6.0, decay=0.9)
+    assert sg == SubstituteGradients(k=3, epsilon=0.2, teacher_epochs=4, rho=0.7,
+                                     noise="per_sample", norm="own", mix=0.8, prob=0.9,
+                                     threshold=0.1, flsg_samples=5)
+    two = LADSG(**fields)
+    assert [type(m) for m in two.members] == [LabelAnonymization, SubstituteGradients]
+    assert two.members == (la, sg)
+    chex.assert_trees_all_equal(two.hparams(), (la.hparams(), sg.hparams()))
+
+    # the same training run as the chain composed by hand, at the same key
+    ladsg = LADSG(epsilon=0.2, rho=0.7, teacher_epochs=3)
+    hand = chain(LabelAnonymization(epsilon=0.2, teacher_epochs=3),
+                 SubstituteGradients(rho=0.7, epsilon=0.2, teacher_epochs=3))
+    assert isinstance(hand, Chain) and hand.members == ladsg.members
+    base = TrainConfig(bottom_hidden=(8,), epochs=3, batch_size=32)
+    key = jax.random.key(3)
+    ours = jax.jit(make_train(base.replace(defense=ladsg)))(key, synthetic)
+    theirs = jax.jit(make_train(base.replace(defense=hand)))(key, synthetic)
+    np.testing.assert_array_equal(ours.test_accuracy, theirs.test_accuracy)
+    np.testing.assert_allclose(ours.train_loss, theirs.train_loss, rtol=1e-6)
+    np.testing.assert_allclose(ours.train_accuracy, theirs.train_accuracy, rtol=1e-6)
+    chex.assert_trees_all_equal(ours.state.defense_state, theirs.state.defense_state)
+    # and the run is a defended one: the plain run's numbers differ
+    plain = jax.jit(make_train(base))(key, synthetic)
+    assert not np.allclose(plain.train_loss, ours.train_loss, rtol=1e-3)
+    assert float(ours.final_test_accuracy) > 0.8

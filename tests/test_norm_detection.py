@@ -7,7 +7,8 @@ import pytest
 from ladsg_jax.attacks.malicious import malicious_sgd
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import LADSG
-from ladsg_jax.defenses.ladsg import norm_statistics_init, norm_statistics_update
+from ladsg_jax.defenses.norm_detection import (NormDetection, NormStatistics,
+                                               norm_statistics_init, norm_statistics_update)
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.train import make_trainer
@@ -17,10 +18,11 @@ ND = LADSG(stages=("nd",))
 
 def armed_stats(embed_mean, embed_var, message_mean=1.0, message_var=0.0, count=100):
     stats = norm_statistics_init(1)
-    return {**stats, "count": jnp.full((1,), count, jnp.int32),
-            "embed_mean": jnp.full((1,), embed_mean), "embed_var": jnp.full((1,), embed_var),
-            "message_mean": jnp.full((1,), message_mean),
-            "message_var": jnp.full((1,), message_var)}
+    return stats.replace(count=jnp.full((1,), count, jnp.int32),
+                         embed_mean=jnp.full((1,), embed_mean),
+                         embed_var=jnp.full((1,), embed_var),
+                         message_mean=jnp.full((1,), message_mean),
+                         message_var=jnp.full((1,), message_var))
 
 
 def rows_of_norm(norm, n=4, d=3, key=0):
@@ -29,29 +31,54 @@ def rows_of_norm(norm, n=4, d=3, key=0):
     return norm * x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def screen(defense, stats, hs):
+    """LADSG's (stage nd alone) forward pass in a training step on statistics `stats`: the
+    screened embeddings and norm detection's report. The evaluation pass (no step context)
+    screens the same way."""
+    hp = defense.hparams()
+    ctx = {"key": jax.random.key(0)}
+    screened, contexts, (report,) = defense.forward(hp, (stats,), hs, ctx, None)
+    assert len(contexts) == len(hs) - 1
+    at_eval, no_contexts, _ = defense.forward(hp, (stats,), hs, None, None)
+    assert no_contexts is None
+    for a, b in zip(screened, at_eval):
+        np.testing.assert_array_equal(a, b)
+    return screened, report
+
+
 def test_statistics_are_exact_averages_then_an_ema():
     xs = np.array([1.0, 2.0, 4.0, 3.0, 10.0])
     stats = norm_statistics_init(1)
+    assert isinstance(stats, NormStatistics)
     for i, x in enumerate(xs):
         stats = norm_statistics_update(stats, jnp.array([x]), jnp.array([2 * x]), decay=0.7)
         if i < 3:          # weights 1, 1/2, 1/3 exceed 1 − decay = 0.3: exact running moments
-            np.testing.assert_allclose(stats["embed_mean"], [xs[:i + 1].mean()], rtol=1e-6)
-            np.testing.assert_allclose(stats["embed_var"], [xs[:i + 1].var()], rtol=1e-6)
-            np.testing.assert_allclose(stats["message_mean"], [2 * xs[:i + 1].mean()], rtol=1e-6)
+            np.testing.assert_allclose(stats.embed_mean, [xs[:i + 1].mean()], rtol=1e-6)
+            np.testing.assert_allclose(stats.embed_var, [xs[:i + 1].var()], rtol=1e-6)
+            np.testing.assert_allclose(stats.message_mean, [2 * xs[:i + 1].mean()], rtol=1e-6)
     # two EMA steps with weight 0.3 from the exact moments of the first three
     mean, var = xs[:3].mean(), xs[:3].var()
     for x in xs[3:]:
         diff = x - mean
         mean, var = mean + 0.3 * diff, 0.7 * (var + 0.3 * diff ** 2)
-    np.testing.assert_allclose(stats["embed_mean"], [mean], rtol=1e-6)
-    np.testing.assert_allclose(stats["embed_var"], [var], rtol=1e-6)
-    assert int(stats["count"][0]) == 5
+    np.testing.assert_allclose(stats.embed_mean, [mean], rtol=1e-6)
+    np.testing.assert_allclose(stats.embed_var, [var], rtol=1e-6)
+    assert int(stats.count[0]) == 5
+
+
+def test_ladsg_stage_nd_is_norm_detection_with_the_fields_passed_through():
+    assert ND.members == (NormDetection(),)
+    defense = LADSG(stages=("nd",), warmup=7, kappa=2.0, ratio=8.0, decay=0.9)
+    assert defense.members == (NormDetection(warmup=7, kappa=2.0, ratio=8.0, decay=0.9),)
+    (hp,) = defense.hparams()
+    np.testing.assert_allclose([hp[f] for f in ("warmup", "kappa", "ratio", "decay")],
+                               [7.0, 2.0, 8.0, 0.9], rtol=1e-6)
 
 
 def test_a_spiking_embedding_is_flagged_and_clipped_to_the_bound():
     passive, active = rows_of_norm(2.0), rows_of_norm(1.0, key=1)
-    ctx = {"state": {"nd": armed_stats(embed_mean=1.0, embed_var=0.01)}}   # bound 1 + 3·0.1
-    (clipped, same), report = ND.screen((passive, active), ctx)
+    stats = armed_stats(embed_mean=1.0, embed_var=0.01)             # bound 1 + 3·0.1
+    (clipped, same), report = screen(ND, stats, (passive, active))
     assert bool(report["embed_flag"][0])
     np.testing.assert_allclose(jnp.linalg.norm(clipped, axis=-1), 1.3, rtol=1e-5)
     np.testing.assert_allclose(clipped / jnp.linalg.norm(clipped, axis=-1, keepdims=True),
@@ -62,33 +89,37 @@ def test_a_spiking_embedding_is_flagged_and_clipped_to_the_bound():
 
 def test_the_ratio_rule_compares_with_the_other_parties():
     passive, active = rows_of_norm(10.0), rows_of_norm(1.0, key=1)
-    ctx = {"state": {"nd": armed_stats(embed_mean=100.0, embed_var=1.0)}}  # EMA rule silent
-    (clipped, _), report = LADSG(stages=("nd",), ratio=8.0).screen((passive, active), ctx)
+    stats = armed_stats(embed_mean=100.0, embed_var=1.0)           # EMA rule silent
+    (clipped, _), report = screen(LADSG(stages=("nd",), ratio=8.0), stats, (passive, active))
     assert bool(report["embed_flag"][0])
     np.testing.assert_allclose(jnp.linalg.norm(clipped, axis=-1), 8.0, rtol=1e-5)
-    (_, _), report = LADSG(stages=("nd",), ratio=12.0).screen((passive, active), ctx)
+    (_, _), report = screen(LADSG(stages=("nd",), ratio=12.0), stats, (passive, active))
     assert not bool(report["embed_flag"][0])
 
 
 def test_nothing_is_flagged_during_the_warmup():
     passive, active = rows_of_norm(50.0), rows_of_norm(1.0, key=1)
-    ctx = {"state": {"nd": armed_stats(embed_mean=1.0, embed_var=0.0, count=19)}}
-    (clipped, _), report = LADSG(stages=("nd",), warmup=20).screen((passive, active), ctx)
+    stats = armed_stats(embed_mean=1.0, embed_var=0.0, count=19)
+    (clipped, _), report = screen(LADSG(stages=("nd",), warmup=20), stats, (passive, active))
     assert not bool(report["embed_flag"][0])
     np.testing.assert_array_equal(clipped, passive)
 
 
-def test_filter_blocks_a_message_spike_and_winsorizes_the_statistics():
-    state = {"nd": armed_stats(embed_mean=1.0, embed_var=0.0, message_mean=1.0,
-                               message_var=0.04)}                  # message bound 1 + 3·0.2
-    report = {"embed_norm": jnp.array([1.0]), "embed_flag": jnp.array([False]),
-              "embed_bound": jnp.array([1.0])}
-    new_state, blocked, metrics = ND.filter(state, report, (rows_of_norm(5.0),))
+def test_update_blocks_a_message_spike_and_winsorizes_the_statistics():
+    state = (armed_stats(embed_mean=1.0, embed_var=0.0, message_mean=1.0,
+                         message_var=0.04),)                       # message bound 1 + 3·0.2
+    report = ({"embed_norm": jnp.array([1.0]), "embed_flag": jnp.array([False]),
+               "embed_bound": jnp.array([1.0])},)
+    hp = ND.hparams()
+    new_state, blocked, metrics = ND.update(hp, state, report, (rows_of_norm(5.0),))
     assert bool(blocked[0])
     assert float(metrics["nd_message_flag_rate"][0]) == 1.0
     # the spike enters the statistics at its bound, 1.6, with weight 1 − decay = 0.01
-    np.testing.assert_allclose(new_state["nd"]["message_mean"], [1.0 + 0.01 * 0.6], rtol=1e-5)
-    _, blocked, _ = ND.filter(state, report, (rows_of_norm(1.5),))
+    (stats,) = new_state
+    assert isinstance(stats, NormStatistics)
+    np.testing.assert_allclose(stats.message_mean, [1.0 + 0.01 * 0.6], rtol=1e-5)
+    assert int(stats.count[0]) == 101
+    _, blocked, _ = ND.update(hp, state, report, (rows_of_norm(1.5),))
     assert not bool(blocked[0])
 
 
@@ -97,7 +128,7 @@ def test_a_blocked_party_receives_a_zero_message_and_no_update(synthetic):
     trainer = make_trainer(config)
     state = trainer.init(jax.random.key(0), synthetic)
     tiny = armed_stats(embed_mean=1e-3, embed_var=0.0)      # every embedding exceeds the bound
-    state = state.replace(defense_state={"nd": tiny})
+    state = state.replace(defense_state=(tiny,))
     indices = jnp.arange(32)
     new, metrics, messages = jax.jit(trainer.step_on_indices)(state, synthetic, indices)
     assert float(metrics["nd_flag_rate"][0]) == 1.0
@@ -107,8 +138,8 @@ def test_a_blocked_party_receives_a_zero_message_and_no_update(synthetic):
     assert not np.allclose(new.params["party_1"]["bottom"]["Dense_0"]["kernel"],
                            state.params["party_1"]["bottom"]["Dense_0"]["kernel"])
     # without the block the same step sends a non-zero message
-    state = state.replace(defense_state={"nd": armed_stats(embed_mean=1e3, embed_var=0.0,
-                                                           message_mean=1e3)})
+    state = state.replace(defense_state=(armed_stats(embed_mean=1e3, embed_var=0.0,
+                                                        message_mean=1e3),))
     _, _, messages = jax.jit(trainer.step_on_indices)(state, synthetic, indices)
     assert float(jnp.abs(messages[0]).max()) > 0
 

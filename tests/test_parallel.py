@@ -10,12 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from ladsg_jax.defenses import DEFENSES, LADSG, make_defense
+from ladsg_jax.defenses import (BATCH_CUT, DEFENSES, LADSG, NEEDS, PER_SAMPLE, WHOLE_BATCH,
+                                make_defense)
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.models import make_top, split_variables
 from ladsg_jax.presets import preset_config
-from ladsg_jax.vfl.parallel import (AXIS, STRATEGIES, GatheredCut, cut_policy_for,
-                                    make_parallel_step, parallel_support, synced_batch_norm)
+from ladsg_jax.vfl.parallel import (AXIS, STRATEGIES, GatheredCut, check_parallel_defense,
+                                    cut_policy_for, make_parallel_step, synced_batch_norm)
 from parallel_worker import CASES, STEPS, start
 
 # max |parallel − single| / max |single| per compared group. Measured: ≤ 2e-6 (optimizer
@@ -44,10 +45,13 @@ def test_the_child_has_four_devices(report):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_parallel_steps_equal_the_single_device_step(report, case, strategy):
-    """params, batch_stats, opt_state, loss, accuracy, messages, key and step, after each of
-    `STEPS` steps with the state carried (digits MLP preset with a BatchNorm top model, without
-    a top model, with LADSG's per-sample substitution, and with two cuts on the whole batch:
-    LADSG's default and gradient compression's top-k)."""
+    assert set(report["cases"]) == set(CASES)
+    """params, batch_stats, opt_state, loss, accuracy, messages, key, step, the defense's
+    state and the hyperparameters, after each of `STEPS` steps with the state carried (digits
+    MLP preset with a BatchNorm top model, without a top model; two PER_SAMPLE defenses run
+    as they are, label_dp and cae; four BATCH_CUT ones with their cut on the whole batch:
+    LADSG's substitution with per-sample noise directions, LADSG's default, Laplace noise and
+    gradient compression's top-k)."""
     steps = report["cases"][case][strategy]
     assert len(steps) == STEPS
     for number, differences in enumerate(steps, 1):
@@ -85,6 +89,17 @@ def test_a_batch_that_does_not_split_over_the_devices_is_an_error(report):
     assert errors["strategy"].startswith("strategy:") and "shard_map" in errors["strategy"]
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_four_device_steps_refuse_a_whole_batch_defense(report, strategy):
+    """dcor (WHOLE_BATCH: a loss over all pairs of the batch) is refused, naming it, by
+    `make_parallel_step` and by the pmap and shard_map steps themselves, on the 4 devices."""
+    for name in (f"dcor_{strategy}", f"dcor_{strategy}_step"):
+        error = report["errors"][name]
+        assert error is not None, name
+        assert error.startswith("defense: dcor cannot run data-parallel"), (name, error)
+        assert WHOLE_BATCH in error, (name, error)
+
+
 def test_synced_batch_norm_normalizes_with_the_whole_batch():
     """Shards mapped with an axis name (vmap binds one as pmap and shard_map do) get the
     whole batch's output and running statistics inside `synced_batch_norm`, not outside."""
@@ -115,25 +130,46 @@ def test_synced_batch_norm_normalizes_with_the_whole_batch():
     assert not np.allclose(apart, whole, atol=1e-3)         # per-shard statistics differ
 
 
-PER_SAMPLE = {"none", "label_dp", "cae", "kdk"}
+# what each registered defense declares at its defaults
+DECLARED = {PER_SAMPLE: {"none", "label_dp", "cae", "kdk"}, WHOLE_BATCH: {"dcor"}}
+
+
+def test_every_registered_defense_declares_what_it_needs():
+    """`needs` is one of `NEEDS` for each registered defense, on its class where it is a
+    class variable and on its default value (a composite's is its members' largest)."""
+    for name, cls in DEFENSES.items():
+        defense = make_defense(name)
+        assert defense.needs in NEEDS, (name, defense.needs)
+        if isinstance(cls.needs, str):          # a class variable, not a property
+            assert cls.needs == defense.needs, name
+    for changes in (dict(stages=("la",)), dict(mode="decoy"), dict(stages=("la", "nd"))):
+        assert LADSG(**changes).needs in NEEDS, changes
 
 
 def test_every_defense_but_dcor_runs_data_parallel():
     """Defaults of every registered defense: the per-sample ones as they are, those with a
     batch-wide cut through a GatheredCut; dcor (a loss over all pairs) raises a ConfigError
     naming it."""
+    seen = {need: set() for need in NEEDS}
     for name in DEFENSES:
         defense = make_defense(name)
-        if name == "dcor":
-            with pytest.raises(ConfigError, match="defense: dcor cannot run data-parallel"):
+        seen[defense.needs].add(name)
+        if defense.needs == WHOLE_BATCH:
+            with pytest.raises(ConfigError, match=f"defense: {name} cannot run data-parallel"):
+                check_parallel_defense(defense)
+            with pytest.raises(ConfigError, match=f"defense: {name} cannot run data-parallel"):
                 cut_policy_for(defense)
             continue
-        assert parallel_support(defense) is None, name
+        check_parallel_defense(defense)         # no error
         wrapped = cut_policy_for(defense)
-        if name in PER_SAMPLE:
+        if defense.needs == PER_SAMPLE:
             assert wrapped is defense, name
         else:
             assert isinstance(wrapped, GatheredCut) and wrapped.inner is defense, name
+    assert seen[PER_SAMPLE] == DECLARED[PER_SAMPLE], seen
+    assert seen[WHOLE_BATCH] == DECLARED[WHOLE_BATCH], seen
+    assert seen[BATCH_CUT] == set(DEFENSES) - seen[PER_SAMPLE] - seen[WHOLE_BATCH]
+    assert {"laplace", "compression", "marvell", "dcae", "ladsg", "flsg"} <= seen[BATCH_CUT]
 
 
 def test_a_cut_on_each_devices_rows_alone_would_differ(report):
@@ -142,29 +178,40 @@ def test_a_cut_on_each_devices_rows_alone_would_differ(report):
     assert report["control"] > 1e-2
 
 
-@pytest.mark.parametrize("changes, accepted, global_cut", [
-    (dict(stages=("la",)), True, False),
-    (dict(noise="per_sample"), True, False),
-    (dict(noise="per_sample", norm="own", mix=0.5), True, False),
-    (dict(), True, True),                                   # the default draws noise per step
-    (dict(noise="per_sample", prob=0.5), True, True),
-    (dict(noise="per_sample", norm="batch_mean"), True, True),
-    (dict(mode="flsg"), True, True),
-    (dict(mode="decoy"), False, None),
-    (dict(stages=("la", "nd")), False, None),
+@pytest.mark.parametrize("changes, needs", [
+    (dict(stages=("la",)), PER_SAMPLE),                     # soft labels alone
+    # substitution draws its prob's coins in the batch's shape (prob is traced), so every
+    # mode but decoy has its cut on the whole batch
+    (dict(noise="per_sample"), BATCH_CUT),
+    (dict(noise="per_sample", norm="own", mix=0.5), BATCH_CUT),
+    (dict(), BATCH_CUT),                                    # the default draws noise per step
+    (dict(noise="per_sample", prob=0.5), BATCH_CUT),
+    (dict(noise="per_sample", norm="batch_mean"), BATCH_CUT),
+    (dict(mode="flsg"), BATCH_CUT),
+    (dict(stages=("sg",), mode="decoy"), WHOLE_BATCH),     # the top model's pullback at 1/B
+    (dict(mode="decoy"), WHOLE_BATCH),
+    (dict(stages=("la", "nd")), WHOLE_BATCH),               # screens on batch-mean norms
 ])
-def test_ladsg_runs_data_parallel_unless_it_screens_or_uses_decoys(changes, accepted,
-                                                                    global_cut):
+def test_ladsg_runs_data_parallel_unless_it_screens_or_uses_decoys(changes, needs):
     defense = LADSG(**changes)
-    assert (parallel_support(defense) is None) == accepted, changes
-    if accepted:
-        assert isinstance(cut_policy_for(defense), GatheredCut) == global_cut, changes
+    assert defense.needs == needs, changes
+    if needs == WHOLE_BATCH:
+        with pytest.raises(ConfigError, match="defense: ladsg cannot run data-parallel"):
+            cut_policy_for(defense)
+        return
+    policy = cut_policy_for(defense)
+    if needs == BATCH_CUT:
+        assert isinstance(policy, GatheredCut) and policy.inner is defense, changes
+    else:
+        assert policy is defense, changes
 
 
 def test_an_unsupported_defense_fails_before_anything_compiles(synthetic):
     config = preset_config("synthetic", defense=make_defense("dcor"))
-    with pytest.raises(ConfigError, match="defense: dcor .*distance correlation"):
+    with pytest.raises(ConfigError, match="defense: dcor cannot run data-parallel .*"
+                                          "whole_batch"):
         make_parallel_step(config, synthetic)
     config = preset_config("synthetic", defense=LADSG(stages=("la", "sg", "nd")))
-    with pytest.raises(ConfigError, match="defense: ladsg .*stage nd"):
+    with pytest.raises(ConfigError, match="defense: ladsg cannot run data-parallel .*"
+                                          "whole_batch"):
         make_parallel_step(config, synthetic)

@@ -114,13 +114,13 @@ class AttackRunner:
         self.config, self.data, self.settings = config, data, settings
         self.model = VFLModel.from_config(config, data.num_classes)
         self.bottom = self.model.bottom_module()
-        complete, self.predict = make_model_completion(self.bottom, data.num_classes,
-                                                       settings.mixmatch)
-        self.complete = jax.jit(complete)
+        complete, predict = make_model_completion(self.bottom, data.num_classes,
+                                                  settings.mixmatch)
+        self.complete, self.predict = jax.jit(complete), jax.jit(predict)
         raw_config = dataclasses.replace(settings.mixmatch, finetune_bottom=True)
-        complete_raw, self.predict_raw = make_model_completion(self.bottom, data.num_classes,
-                                                               raw_config)
-        self.complete_raw = jax.jit(complete_raw)
+        complete_raw, predict_raw = make_model_completion(self.bottom, data.num_classes,
+                                                          raw_config)
+        self.complete_raw, self.predict_raw = jax.jit(complete_raw), jax.jit(predict_raw)
         self.embed = jax.jit(lambda p, s, x: map_in_chunks(
             lambda c: apply_stateful(self.bottom, p, s, c, False)[0], x, config.eval_batch_size))
         self.invert = {head: jax.jit(partial(
@@ -207,15 +207,16 @@ class AttackRunner:
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
                       malicious: bool, gamma: float = 1.0, progress: bool | str = False,
-                      checkpoint_dir: str | None = None):
-    """A run recording every epoch's wire; party 0 uses the malicious SGD when asked."""
+                      checkpoint_dir: str | None = None, hparams=None):
+    """A run recording every epoch's wire; party 0 uses the malicious SGD when asked. With
+    `hparams` (a grid, `vfl.runner.stack_hparams`), one run per (point, seed), point-major."""
     config = config.replace(record_wire="all")
     optimizers = None
     if malicious:
         optimizers = {"party_0": malicious_sgd(config.learning_rate, momentum=config.momentum,
                                                weight_decay=config.weight_decay, gamma=gamma)}
     return Runner(config, optimizers).fit(data, seed_keys(seed, num_seeds), progress=progress,
-                                          checkpoint_dir=checkpoint_dir)
+                                          checkpoint_dir=checkpoint_dir, hparams=hparams)
 
 
 def hybrid_attacks(top_model: str, num_classes: int) -> list[str]:
@@ -249,6 +250,18 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     attacks across calls; with `checkpoint_dir`, the training runs checkpoint every epoch
     under it (`honest/`, `malicious/`) and resume when interrupted.
     """
+    return attack_grid(config, data, attacks, num_seeds, seed, settings, hybrid, progress,
+                       attack_runner, checkpoint_dir)[0]
+
+
+def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seeds: int = 5,
+                seed: int = 0, settings: AttackSettings = AttackSettings(),
+                hybrid: bool = False, progress: bool | str = False,
+                attack_runner: "AttackRunner | None" = None,
+                checkpoint_dir: str | None = None, hparams=None) -> list[dict]:
+    """`run_attacks` over a hyperparameter grid (`hparams`, leaves leading with G points; None:
+    the config's values): every point's runs train in the same compiled programs, and the list
+    holds one `run_attacks` report per point, equal to that point's separate run."""
 
     def ckpt(kind: str) -> str | None:
         return checkpoint_dir and os.path.join(checkpoint_dir, kind)
@@ -261,29 +274,42 @@ def run_attacks(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     runs = {}
     if needs & {"honest", "none"}:
         runs["honest"] = train_for_attacks(config, data, num_seeds, seed, False,
-                                           progress=progress, checkpoint_dir=ckpt("honest"))
+                                           progress=progress, checkpoint_dir=ckpt("honest"),
+                                           hparams=hparams)
     if "malicious" in needs:
         runs["malicious"] = train_for_attacks(config, data, num_seeds, seed, True,
                                               settings.malicious_gamma, progress=progress,
-                                              checkpoint_dir=ckpt("malicious"))
+                                              checkpoint_dir=ckpt("malicious"), hparams=hparams)
     runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
+    points = 1 if hparams is None else jax.tree.leaves(hparams)[0].shape[0]
+    return [point_report(runs, runner, attacks, data, known_idx, keys, hybrid, p, num_seeds)
+            for p in range(points)]
+
+
+def point_report(runs: dict, runner: AttackRunner, attacks: list[str], data: VFLData,
+                 known_idx, keys, hybrid: bool, point: int, num_seeds: int) -> dict:
+    """The report of grid point `point`: its seeds' runs (`point·S + seed`) attacked."""
+    rows = slice(point * num_seeds, (point + 1) * num_seeds)
     scores = {name: [] for name in attacks}
     for s in range(num_seeds):
-        views = {kind: attacker_view(run, s, data, known_idx) for kind, run in runs.items()}
+        views = {kind: attacker_view(run, point * num_seeds + s, data, known_idx)
+                 for kind, run in runs.items()}
         for name in attacks:
             kind = ("malicious" if hybrid or ATTACKS[name].training == "malicious"
                     else "honest")
             scores[name].append(runner.run(name, views[kind], keys[s]))
     main_run = runs.get("honest", runs.get("malicious"))
-    main_accuracy = np.asarray(main_run.final_test_accuracy)
+    main_accuracy = np.asarray(main_run.final_test_accuracy)[rows]
     out = {"main_task": {**summary(main_accuracy), "per_seed": main_accuracy.tolist()},
            "known_labels": int(known_idx.size), "hybrid": hybrid, "attacks": {}}
     if "malicious" in runs:
-        out["main_task_malicious"] = summary(np.asarray(runs["malicious"].final_test_accuracy))
+        out["main_task_malicious"] = summary(
+            np.asarray(runs["malicious"].final_test_accuracy)[rows])
     for kind, run in runs.items():
         for name, values in run.defense_metrics.items():     # e.g. ND's flag rates
-            per_seed = np.asarray(values).reshape(num_seeds, values.shape[1], -1)[..., 0]
+            values = np.asarray(values)[rows]
+            per_seed = values.reshape(num_seeds, values.shape[1], -1)[..., 0]
             out.setdefault("defense_metrics", {}).setdefault(kind, {})[name] = summary(
                 per_seed.mean(axis=1))
     for name, per_seed in scores.items():

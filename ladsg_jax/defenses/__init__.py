@@ -1,13 +1,22 @@
-"""Defenses by name: a registry for configs and the CLI."""
+"""Defenses by name: a registry for configs and the CLI (DESIGN §2).
+
+Every registered defense is a `Defense` value (`base.py`); composites are chains of smaller
+ones (`chain.py`): LADSG is `chain(la, nd, sg)`, DCAE `chain(cae, discrete_sgd)`; KDk is label
+anonymization with the teacher's weighting and FLSG substitution in its rejection mode.
+"""
 from __future__ import annotations
 
 import dataclasses
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.anonymize import KDk, LabelAnonymization
+from ladsg_jax.defenses.base import BATCH_CUT, NEEDS, PER_SAMPLE, WHOLE_BATCH, Defense
 from ladsg_jax.defenses.cae import CAE, DCAE
+from ladsg_jax.defenses.chain import Chain, chain
 from ladsg_jax.defenses.dcor import DistanceCorrelation
-from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP
+from ladsg_jax.defenses.labels import LabelDP
 from ladsg_jax.defenses.ladsg import LADSG
+from ladsg_jax.defenses.norm_detection import NormDetection
+from ladsg_jax.defenses.substitute import FLSG, SubstituteGradients
 from ladsg_jax.defenses.marvell import MaxNorm, Marvell
 from ladsg_jax.defenses.noise import GaussianDP, LaplaceNoise
 from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
@@ -67,4 +76,13 @@ def cast_option(field: str, value: str, default):
     return value
 
 
-__all__ = ["Defense", "DEFENSES", "LADSG", "knob_default", "make_defense"]
+def hyper_fields(name: str) -> tuple:
+    """The numeric fields of defense `name` that are traced (a grid over them compiles once)."""
+    if name not in DEFENSES:
+        raise unknown("defense", name, DEFENSES)
+    return DEFENSES[name].hyper
+
+
+__all__ = ["BATCH_CUT", "Chain", "Defense", "DEFENSES", "LADSG", "LabelAnonymization", "NEEDS",
+           "NormDetection", "PER_SAMPLE", "SubstituteGradients", "WHOLE_BATCH", "chain",
+           "hyper_fields", "knob_default", "make_defense"]

@@ -1,5 +1,12 @@
-"""Where a defense plugs in (DESIGN §2): the labels, the cut, the active party's screen and filter,
-the loss and the decoding of the outputs."""
+"""The defense contract (DESIGN §2): a defense is a value made of pure functions, in the manner
+of optax's `GradientTransformation`, and `chain` (`defenses/chain.py`) composes them.
+
+A defense is a frozen (hashable) dataclass. Its fields are its options; those named in `hyper`
+are numeric hyperparameters, which every hook reads from the `hp` argument (a dict of float32
+arrays, `hparams()`), never from the field: they are traced, so a grid of them vmaps like seeds
+and compiles once. The other fields are static choices (modes, stages, counts that set a shape)
+and may select code. Per-run state is a typed `flax.struct` dataclass (None when there is none).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,70 +15,89 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+# What of the batch a defense needs (`Defense.needs`), in increasing order; the data-parallel
+# step follows it (`vfl/parallel.py`).
+PER_SAMPLE = "per_sample"      # every hook acts on each sample alone
+BATCH_CUT = "batch_cut"        # the cut's message needs the whole batch, nothing else does
+WHOLE_BATCH = "whole_batch"    # the forward pass, the loss or the update need the whole batch
+NEEDS = (PER_SAMPLE, BATCH_CUT, WHOLE_BATCH)
+
 
 @dataclasses.dataclass(frozen=True)
 class Defense:
-    """No defense: one-hot targets, the true message sent back, no filtering.
+    """No defense: the targets as given (one-hot), the true message sent back, no filtering.
 
-    Subclasses are frozen (hashable) dataclasses, so a defense is a static argument of the cut's
-    `custom_vjp` and of jitted functions; the arrays a hook needs arrive in its arguments.
+    The hooks, in the order a training step calls them:
 
-    - `setup(key, data, config) -> state`: per-run arrays made before training, inside the
-      jitted `init` (LADSG's teacher and candidate sets); kept in `TrainState.defense_state`.
-    - `targets(labels, num_classes, state, index)`: the active party's training targets (soft
-      labels) for the batch's samples (`index`: their positions in the training set).
-    - `cut_context(ctx, top_fn, hs, k)`: the arrays passive party k's cut needs, from the
-      step's `ctx` (`labels`, `targets`, `key`, `index`, `state`), the fixed-parameter top
-      model `top_fn` and the embeddings `hs`.
-    - `cut(g, ctx)`: the message sent to a passive party for the true message `g = ∂L/∂h`
-      (shape (B, d)).
-    - `screen(hs, ctx) -> (hs, report)`: the active party's look at every party's embeddings
-      in the forward pass, before the cut; it may clip passive embeddings (LADSG's norm
-      detection). `report` is a dict of arrays handed on to `filter`.
-    - `filter(state, report, messages) -> (state, blocked, metrics)`: after the backward pass,
-      with the messages about to be sent (one (B, d) array per passive party). `blocked` is a
-      (passive parties,) bool array (None: nothing blocked): a blocked party's message is
-      zeroed for the step, so its bottom model gets no gradient. `metrics` join the step's
-      metrics and are averaged per epoch into `Result.defense_metrics`.
-    - `penalty(hs, ctx) -> scalar`: a term added to the training loss, computed by the active
-      party on the passive embeddings as they come out of the cut (so its gradient reaches the
-      passive parties through their messages): e.g. a distance-correlation loss.
-    - `decode(logits, state)`: class scores from the top model's outputs, for accuracy (a
-      defense that trains on encoded labels, as CAE does, decodes here).
+    - `init(key, data, config, hp) -> state`: per-run state made inside the jitted init
+      (LADSG's teacher, CAE's autoencoder); kept in `TrainState.defense_state`.
+    - `targets(hp, state, targets, labels, index) -> targets`: the active party's training
+      targets for the batch (`targets` arrives one-hot, or as an earlier defense of a chain left
+      it; `index`: the samples' positions in the training set).
+    - `forward(hp, state, hs, ctx, top_fn) -> (hs, cut_contexts, report)`: the active party's
+      look at every party's embeddings `hs` before the cut. It may clip them (LADSG's norm
+      detection) and makes what each passive party's cut needs: one context per passive party
+      from the step's `ctx` (`labels`, `targets`, `key`, `index`) and `top_fn`, the top model
+      with its parameters held fixed (a VJP of it gives LADSG's decoy shift). `report` goes to
+      `update`. At evaluation `ctx` is None and only the embeddings are used: the top model
+      sees at test time what it was trained on (norm detection keeps clipping).
+    - `cut(hp, g, ctx) -> message`: what is sent back to a passive party for its true message
+      `g = ∂L/∂h` (shape (B, d)), inside the cut's `custom_vjp` backward.
+    - `update(hp, state, report, messages) -> (state, blocked, metrics)`: after the backward
+      pass, with the messages about to be sent (one per passive party). `blocked` is a
+      (passive parties,) bool array, or None: a blocked party's message and gradient are
+      zeroed for the step. `metrics` are averaged per epoch into `Result.defense_metrics`.
 
-    `summary` is the one line `ladsg-jax list defenses` prints; `knob` names the field that
-    sets the defense's strength (None: it has none), so one sweep
-    over it draws the defense's privacy–utility curve.
+    Two output hooks have defaults that do nothing: `penalty(hp, state, hs, ctx)`, a loss term
+    computed on the embeddings as they come out of the cut (so its gradient is on the wire:
+    dCor), and `decode(hp, state, logits)`, class scores from the top model's outputs (CAE).
+
+    `needs` declares what of the batch the defense needs (`PER_SAMPLE`, `BATCH_CUT`,
+    `WHOLE_BATCH`); `draws` names the hooks that consume their PRNG key ("init", "cut"), so a
+    chain splits keys only among the members that draw. `summary` is the line `ladsg-jax list
+    defenses` prints and `knob` the field that sets the defense's strength.
     """
 
     name: ClassVar[str] = "none"
     summary: ClassVar[str] = "no defense: true labels, true messages"
     knob: ClassVar[str | None] = None
+    hyper: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[str] = PER_SAMPLE
+    draws: ClassVar[frozenset] = frozenset()
 
-    def setup(self, key: jax.Array, data, config) -> dict:
-        return {}
+    def hparams(self):
+        """The numeric hyperparameters as float32 arrays (a pytree; a chain's is a tuple)."""
+        return {field: jnp.asarray(getattr(self, field), jnp.float32) for field in self.hyper}
 
-    def targets(self, labels: jax.Array, num_classes: int, state: dict,
+    def check_data(self, num_classes: int) -> None:
+        """Raises `ConfigError` when the options do not fit a data set of `num_classes`."""
+
+    def init(self, key: jax.Array, data, config, hp):
+        return None
+
+    def targets(self, hp, state, targets: jax.Array, labels: jax.Array,
                 index: jax.Array) -> jax.Array:
-        return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+        return targets
 
-    def cut_context(self, ctx: dict, top_fn, hs: tuple, k: int) -> dict:
-        return ctx
+    def forward(self, hp, state, hs: tuple, ctx: dict | None, top_fn):
+        return hs, None if ctx is None else tuple(ctx for _ in hs[:-1]), None
 
-    def cut(self, g: jax.Array, ctx: dict) -> jax.Array:
+    def cut(self, hp, g: jax.Array, ctx: dict) -> jax.Array:
         return g
 
-    def screen(self, hs: tuple, ctx: dict) -> tuple[tuple, dict]:
-        return hs, {}
+    def update(self, hp, state, report, messages: tuple):
+        return state, None, {}
 
-    def penalty(self, hs: tuple, ctx: dict) -> jax.Array:
+    def penalty(self, hp, state, hs: tuple, ctx: dict) -> jax.Array:
         return jnp.zeros(())
 
-    def decode(self, logits: jax.Array, state: dict) -> jax.Array:
+    def decode(self, hp, state, logits: jax.Array) -> jax.Array:
         return logits
 
-    def filter(self, state: dict, report: dict, messages: tuple):
-        return state, None, {}
+    @property
+    def options(self) -> dict:
+        """The fields as set: what a config record and the command line name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def clip_scale(x: jax.Array, bound) -> jax.Array:

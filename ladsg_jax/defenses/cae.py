@@ -5,14 +5,26 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from functools import cached_property
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from ladsg_jax.defenses.base import Defense
-from ladsg_jax.defenses.quantize import discretize
+from ladsg_jax.defenses.chain import Composite, build_stages
+from ladsg_jax.defenses.quantize import DiscreteSGD
 from ladsg_jax.errors import require
+
+
+@struct.dataclass
+class Autoencoder:
+    """CAE's trained autoencoder: the (C, C) table of codes E(I) and the decoder's params."""
+
+    codes: jax.Array
+    decoder: dict
 
 
 class _Coder(nn.Module):
@@ -26,13 +38,13 @@ class _Coder(nn.Module):
         return nn.Dense(self.classes)(nn.relu(nn.Dense(self.hidden)(x)))
 
 
-def train_cae(key: jax.Array, num_classes: int, hidden: int, lam: float, steps: int,
-              learning_rate: float, mixtures: int = 64) -> dict:
+def train_cae(key: jax.Array, num_classes: int, hidden: int, lam, steps: int,
+              learning_rate, mixtures: int = 64) -> Autoencoder:
     """Trains encoder E and decoder D (full batch, Adam, `steps` steps in one `lax.scan`) with
     the loss CE(D(π·K), π) − lam·H(E(y)), K = E(I) the (C, C) table of codes (E and D end in a
     softmax) and π the rows of I (the paper's reconstruction of each class from its code)
     together with `mixtures` fresh Dirichlet(1) weight vectors a step, with their weights as
-    soft targets. Returns {"codes": K, "decoder": D's params}."""
+    soft targets. `lam` and `learning_rate` may be traced."""
     coder = _Coder(hidden, num_classes)
     eye = jnp.eye(num_classes)
     enc_key, dec_key, key = jax.random.split(key, 3)
@@ -60,7 +72,7 @@ def train_cae(key: jax.Array, num_classes: int, hidden: int, lam: float, steps: 
     (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)),
                                   jax.random.split(key, steps))
     codes = jax.nn.softmax(coder.apply({"params": params["encoder"]}, eye))
-    return {"codes": codes, "decoder": params["decoder"]}
+    return Autoencoder(codes=codes, decoder=params["decoder"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +105,8 @@ class CAE(Defense):
     name: ClassVar[str] = "cae"
     summary: ClassVar[str] = "confusing soft labels from an autoencoder (Zou et al. 2022)"
     knob: ClassVar[str] = "lam"
+    hyper: ClassVar[tuple] = ("lam", "learning_rate")
+    draws: ClassVar[frozenset] = frozenset({"init"})
     lam: float = 0.5
     hidden: int | None = None
     steps: int = 1000
@@ -112,33 +126,40 @@ class CAE(Defense):
     def width(self, num_classes: int) -> int:
         return self.hidden or 6 * num_classes + 2
 
-    def setup(self, key, data, config):
-        return train_cae(key, data.num_classes, self.width(data.num_classes), self.lam,
-                         self.steps, self.learning_rate)
+    def init(self, key, data, config, hp):
+        return train_cae(key, data.num_classes, self.width(data.num_classes), hp["lam"],
+                         self.steps, hp["learning_rate"])
 
-    def targets(self, labels, num_classes, state, index):
-        return state["codes"][labels]
+    def targets(self, hp, state, targets, labels, index):
+        # each target's mixture of the codes: a one-hot target's row of the table, exactly
+        return jnp.dot(targets, state.codes, precision=jax.lax.Precision.HIGHEST)
 
-    def decode(self, logits, state):
+    def decode(self, hp, state, logits):
         classes = logits.shape[-1]
         return jax.nn.softmax(_Coder(self.width(classes), classes).apply(
-            {"params": state["decoder"]}, jax.nn.softmax(logits)))
+            {"params": state.decoder}, jax.nn.softmax(logits)))
 
 
 @dataclasses.dataclass(frozen=True)
-class DCAE(CAE):
-    """DCAE (Zou et al. 2022): CAE's soft labels plus DiscreteSGD on the messages, each entry
-    rounded to one of `bins` values spanning the batch's range (`discretize`, as the
-    `discrete_sgd` defense does; default 3 bins). Its knob is CAE's `lam`."""
+class DCAE(Composite):
+    """DCAE (Zou et al. 2022): `chain(CAE, DiscreteSGD)`, CAE's soft labels plus each message
+    entry rounded to one of `bins` values spanning the batch's range (default 3 bins). Its
+    knob is CAE's `lam`."""
 
     name: ClassVar[str] = "dcae"
     summary: ClassVar[str] = "CAE's soft labels plus discretized messages (Zou et al. 2022)"
+    knob: ClassVar[str] = "lam"
+    hyper: ClassVar[tuple] = ("lam", "learning_rate", "bins")
+    lam: float = 0.5
+    hidden: int | None = None
+    steps: int = 1000
+    learning_rate: float = 1e-2
     bins: int = 3
 
     def __post_init__(self):
-        super().__post_init__()
-        require(isinstance(self.bins, int) and self.bins >= 2, "defense.dcae.bins",
-                f"must be an integer of at least 2, got {self.bins!r}")
+        build_stages(self.name, lambda: self.members)
 
-    def cut(self, g, ctx):
-        return discretize(g, self.bins)
+    @cached_property
+    def members(self) -> tuple:
+        return (CAE(lam=self.lam, hidden=self.hidden, steps=self.steps,
+                    learning_rate=self.learning_rate), DiscreteSGD(bins=self.bins))

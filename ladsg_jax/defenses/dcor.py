@@ -8,7 +8,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import WHOLE_BATCH, Defense
 from ladsg_jax.errors import require
 
 
@@ -36,12 +36,14 @@ class DistanceCorrelation(Defense):
     name: ClassVar[str] = "dcor"
     summary: ClassVar[str] = "distance-correlation loss on the embeddings (Sun et al. 2022)"
     knob: ClassVar[str] = "weight"
+    hyper: ClassVar[tuple] = ("weight",)
+    needs: ClassVar[str] = WHOLE_BATCH         # a loss over all pairs of the batch
     weight: float = 0.5
 
     def __post_init__(self):
         require(self.weight >= 0, "defense.dcor.weight",
                 f"must be non-negative, got {self.weight!r}")
 
-    def penalty(self, hs, ctx):
+    def penalty(self, hp, state, hs, ctx):
         labels = jax.nn.one_hot(ctx["labels"], ctx["targets"].shape[-1])
-        return self.weight * sum(distance_correlation(h, labels) for h in hs[:-1])
+        return hp["weight"] * sum(distance_correlation(h, labels) for h in hs[:-1])

@@ -8,7 +8,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import BATCH_CUT, Defense
 from ladsg_jax.errors import require
 
 _TINY = 1e-12
@@ -32,15 +32,18 @@ class MaxNorm(Defense):
     name: ClassVar[str] = "max_norm"
     summary: ClassVar[str] = "Gaussian noise up to the batch's largest norm (Li et al. 2022)"
     knob: ClassVar[str] = "scale"
+    hyper: ClassVar[tuple] = ("scale",)
+    needs: ClassVar[str] = BATCH_CUT           # the batch's largest norm
+    draws: ClassVar[frozenset] = frozenset({"cut"})
     scale: float = 1.0
 
     def __post_init__(self):
         require(self.scale >= 0, "defense.max_norm.scale",
                 f"must be non-negative, got {self.scale!r}")
 
-    def cut(self, g, ctx):
+    def cut(self, hp, g, ctx):
         squared = jnp.sum(g ** 2, axis=-1, keepdims=True)
-        std = self.scale * jnp.sqrt(jnp.maximum(jnp.max(squared) - squared, 0.0) / g.shape[-1])
+        std = hp["scale"] * jnp.sqrt(jnp.maximum(jnp.max(squared) - squared, 0.0) / g.shape[-1])
         return g + std * jax.random.normal(ctx["key"], g.shape)
 
 
@@ -139,20 +142,22 @@ class Marvell(Defense):
     name: ClassVar[str] = "marvell"
     summary: ClassVar[str] = "class-dependent Gaussian noise minimizing KL leakage (Li et al. 2022)"
     knob: ClassVar[str] = "power"
+    hyper: ClassVar[tuple] = ("power",)
+    needs: ClassVar[str] = BATCH_CUT           # the batch's class means
+    draws: ClassVar[frozenset] = frozenset({"cut"})
     power: float = 4.0
 
     def __post_init__(self):
         require(self.power >= 0, "defense.marvell.power",
                 f"must be non-negative (a multiple of ‖Δ‖²), got {self.power!r}")
 
-    def setup(self, key, data, config):
-        require(data.num_classes == 2, "defense.marvell",
-                f"Marvell protects binary labels; the data set has {data.num_classes} classes")
-        return {}
+    def check_data(self, num_classes):
+        require(num_classes == 2, "defense.marvell",
+                f"Marvell protects binary labels; the data set has {num_classes} classes")
 
-    def cut(self, g, ctx):
+    def cut(self, hp, g, ctx):
         sigma0, sigma1, lam0, lam1, direction, _ = marvell_covariances(g, ctx["labels"],
-                                                                       self.power)
+                                                                       hp["power"])
         positive = (ctx["labels"] == 1)[:, None]
         # rounding can leave a variance a hair below zero
         iso_std = jnp.sqrt(jnp.maximum(jnp.where(positive, sigma1, sigma0), 0.0))

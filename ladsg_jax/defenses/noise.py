@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import jax
 
-from ladsg_jax.defenses.base import Defense, clip_scale
+from ladsg_jax.defenses.base import BATCH_CUT, Defense, clip_scale
 from ladsg_jax.errors import require
 
 
@@ -18,14 +18,17 @@ class LaplaceNoise(Defense):
     name: ClassVar[str] = "laplace"
     summary: ClassVar[str] = "Laplace noise on every message entry (Fu et al. 2022)"
     knob: ClassVar[str] = "scale"
+    hyper: ClassVar[tuple] = ("scale",)
+    needs: ClassVar[str] = BATCH_CUT           # noise drawn in the batch's shape
+    draws: ClassVar[frozenset] = frozenset({"cut"})
     scale: float = 0.01
 
     def __post_init__(self):
         require(self.scale >= 0, "defense.laplace.scale",
                 f"must be non-negative, got {self.scale!r}")
 
-    def cut(self, g, ctx):
-        return g + self.scale * jax.random.laplace(ctx["key"], g.shape)
+    def cut(self, hp, g, ctx):
+        return g + hp["scale"] * jax.random.laplace(ctx["key"], g.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +48,9 @@ class GaussianDP(Defense):
     summary: ClassVar[str] = ("per-sample clipping + Gaussian noise, ε from an RDP accountant "
                               "(Abadi et al. 2016)")
     knob: ClassVar[str] = "noise_multiplier"
+    hyper: ClassVar[tuple] = ("noise_multiplier", "clip")
+    needs: ClassVar[str] = BATCH_CUT
+    draws: ClassVar[frozenset] = frozenset({"cut"})
     noise_multiplier: float = 1.0
     clip: float = 0.02
     delta: float = 1e-5
@@ -57,10 +63,10 @@ class GaussianDP(Defense):
         require(0 < self.delta < 1, "defense.gaussian_dp.delta",
                 f"must be in (0, 1), got {self.delta!r}")
 
-    def cut(self, g, ctx):
-        clipped = g * clip_scale(g, self.clip)
+    def cut(self, hp, g, ctx):
+        clipped = g * clip_scale(g, hp["clip"])
         noise = jax.random.normal(ctx["key"], g.shape)
-        return clipped + self.noise_multiplier * self.clip * noise
+        return clipped + hp["noise_multiplier"] * hp["clip"] * noise
 
     def epsilon(self, epochs: int) -> float:
         """ε at `delta` of a run of `epochs` epochs (RDP accountant of dp-accounting)."""

@@ -8,15 +8,17 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import BATCH_CUT, Defense
 from ladsg_jax.errors import require
 
 
-def discretize(g: jax.Array, bins: int) -> jax.Array:
+def discretize(g: jax.Array, bins) -> jax.Array:
     """Each entry of g rounded to the nearest of `bins` evenly spaced values over
     [−max|g|, max|g|] (the batch's range), so the message carries log2(bins) bits an entry."""
     bound = jnp.max(jnp.abs(g)) + 1e-12
-    grid_step = 2 * bound / (bins - 1)
+    # times the reciprocal, as XLA computes a division by a compile-time constant: the numbers
+    # of a traced `bins` equal those of a constant one
+    grid_step = 2 * bound * (1.0 / (bins - 1))
     return jnp.round((g + bound) / grid_step) * grid_step - bound
 
 
@@ -31,14 +33,16 @@ class DiscreteSGD(Defense):
     name: ClassVar[str] = "discrete_sgd"
     summary: ClassVar[str] = "message entries rounded to a grid (Dryden et al. 2016)"
     knob: ClassVar[str] = "bins"
+    hyper: ClassVar[tuple] = ("bins",)
+    needs: ClassVar[str] = BATCH_CUT           # the batch's max |g|
     bins: int = 3
 
     def __post_init__(self):
         require(isinstance(self.bins, int) and self.bins >= 2, "defense.discrete_sgd.bins",
                 f"must be an integer of at least 2, got {self.bins!r}")
 
-    def cut(self, g, ctx):
-        return discretize(g, self.bins)
+    def cut(self, hp, g, ctx):
+        return discretize(g, hp["bins"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,7 @@ class SignSGD(Defense):
 
     name: ClassVar[str] = "sign_sgd"
     summary: ClassVar[str] = "message entries sent as signs (Bernstein et al. 2018)"
+    needs: ClassVar[str] = BATCH_CUT           # the batch's mean |g|
 
-    def cut(self, g, ctx):
+    def cut(self, hp, g, ctx):
         return jnp.mean(jnp.abs(g)) * jnp.sign(g)

@@ -2,22 +2,34 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import Defense
+from ladsg_jax.defenses.base import BATCH_CUT, Defense
 from ladsg_jax.errors import require
 
 
-def keep_largest(g: jax.Array, fraction: float) -> jax.Array:
+def largest_mask(g: jax.Array, fraction) -> jax.Array:
+    """Whether each entry of g is among its ⌈fraction·size⌉ of largest |g| (over the batch),
+    ties broken by position as `lax.top_k` breaks them (the binary sum-top messages come in
+    pairs of equal magnitude).
+
+    `fraction` may be traced: each entry's rank in a stable descending sort is compared with
+    the count. The product is taken 1e-7 (relative) low, so that a fraction whose exact product
+    is an integer n keeps n in float32 as in exact arithmetic."""
+    magnitude = jnp.abs(g).reshape(-1)
+    count = jnp.clip(jnp.ceil(fraction * magnitude.size * (1 - 1e-7)), 1, magnitude.size)
+    order = jnp.argsort(-magnitude, stable=True)
+    rank = jnp.zeros(magnitude.shape, jnp.int32).at[order].set(
+        jnp.arange(magnitude.size, dtype=jnp.int32))
+    return (rank < count).reshape(g.shape)
+
+
+def keep_largest(g: jax.Array, fraction) -> jax.Array:
     """g with all but its ⌈fraction·size⌉ entries of largest |g| (over the batch) set to 0."""
-    count = max(1, math.ceil(fraction * g.size))
-    flat = g.reshape(-1)
-    _, index = jax.lax.top_k(jnp.abs(flat), count)
-    return jnp.zeros_like(flat).at[index].set(flat[index]).reshape(g.shape)
+    return jnp.where(largest_mask(g, fraction), g, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,14 +41,16 @@ class GradientCompression(Defense):
     name: ClassVar[str] = "compression"
     summary: ClassVar[str] = "send only the largest message entries (Lin et al. 2018)"
     knob: ClassVar[str] = "keep"
+    hyper: ClassVar[tuple] = ("keep",)
+    needs: ClassVar[str] = BATCH_CUT           # the batch's top entries
     keep: float = 0.25
 
     def __post_init__(self):
         require(0 < self.keep <= 1, "defense.compression.keep",
                 f"must be in (0, 1], got {self.keep!r}")
 
-    def cut(self, g, ctx):
-        return keep_largest(g, self.keep)
+    def cut(self, hp, g, ctx):
+        return keep_largest(g, hp["keep"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +65,9 @@ class PPDL(Defense):
     name: ClassVar[str] = "ppdl"
     summary: ClassVar[str] = "selective upload with noise (Shokri & Shmatikov 2015)"
     knob: ClassVar[str] = "upload"
+    hyper: ClassVar[tuple] = ("upload", "noise", "bound")
+    needs: ClassVar[str] = BATCH_CUT
+    draws: ClassVar[frozenset] = frozenset({"cut"})
     upload: float = 0.25
     noise: float = 0.1
     bound: float = 0.5
@@ -61,12 +78,12 @@ class PPDL(Defense):
         require(self.noise >= 0, "defense.ppdl.noise", f"must be non-negative, got {self.noise!r}")
         require(self.bound > 0, "defense.ppdl.bound", f"must be positive, got {self.bound!r}")
 
-    def cut(self, g, ctx):
+    def cut(self, hp, g, ctx):
         select_key, value_key = jax.random.split(ctx["key"])
         scale = jnp.max(jnp.abs(g)) + 1e-12
-        noisy = g + self.noise * scale * jax.random.laplace(select_key, g.shape)
-        chosen = keep_largest(noisy, self.upload) != 0
-        bound = self.bound * scale
-        values = jnp.clip(g, -bound, bound) + self.noise * scale * jax.random.laplace(
+        noisy = g + hp["noise"] * scale * jax.random.laplace(select_key, g.shape)
+        chosen = largest_mask(noisy, hp["upload"])
+        bound = hp["bound"] * scale
+        values = jnp.clip(g, -bound, bound) + hp["noise"] * scale * jax.random.laplace(
             value_key, g.shape)
         return jnp.where(chosen, values, 0.0)

@@ -15,24 +15,26 @@ import jax
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
-def cut(policy, h: jax.Array, wire: jax.Array, ctx: dict) -> jax.Array:
-    """Identity on `h`; backward sends `policy.cut(∂L/∂h, ctx)` to both `h` and `wire`.
+def cut(policy, h: jax.Array, wire: jax.Array, hp, ctx) -> jax.Array:
+    """Identity on `h`; backward sends `policy.cut(hp, ∂L/∂h, ctx)` to both `h` and `wire`.
 
-    `policy` is hashable (a frozen defense dataclass); `ctx` holds the arrays it needs (labels,
-    a PRNG key, soft targets, ...), which receive no cotangent.
+    `policy` is hashable (a defense value: its static choices); `hp` its numeric
+    hyperparameters and `ctx` the arrays its cut needs (labels, a PRNG key, soft targets, ...),
+    ordinary traced arguments that receive no cotangent.
     """
-    del wire, ctx
+    del wire, hp, ctx
     return h
 
 
-def _cut_fwd(policy, h, wire, ctx):
+def _cut_fwd(policy, h, wire, hp, ctx):
     del wire
-    return h, ctx
+    return h, (hp, ctx)
 
 
-def _cut_bwd(policy, ctx, g):
-    message = policy.cut(g, ctx)
-    return message, message, None
+def _cut_bwd(policy, residuals, g):
+    hp, ctx = residuals
+    message = policy.cut(hp, g, ctx)
+    return message, message, None, None
 
 
 cut.defvjp(_cut_fwd, _cut_bwd)

@@ -97,36 +97,37 @@ class VFLModel:
         return logits, batch_stats
 
     def apply_train(self, params: dict, batch_stats: dict, xs: tuple, wires: tuple,
-                    defense: Defense, ctx: dict, cut_policy=None):
+                    defense: Defense, hp, defense_state, ctx: dict, cut_policy=None):
         """The training forward pass: passive embeddings go through the cut with their wires.
 
-        The embeddings first pass `defense.screen` (which may clip them). Each passive party's
-        cut then gets `defense.cut_context(ctx, top_fn, hs, k)`, where `top_fn` maps
-        embeddings to logits with the parameters held fixed (a defense may take a VJP of it, as
-        LADSG's decoy substitution does). The cut's backward pass sends `cut_policy.cut(g,
-        ctx)` (default: `defense`'s; the data-parallel step puts a `GatheredCut` there).
-        Returns (logits, batch_stats, screen report, penalty), the penalty being
+        The embeddings first pass `defense.forward(hp, defense_state, hs, ctx, top_fn)`, which
+        may clip them and makes each passive party's cut context; `top_fn` maps embeddings to
+        logits with the parameters held fixed (a defense may take a VJP of it, as LADSG's decoy
+        substitution does). The cut's backward pass sends `cut_policy.cut(hp, g, context)`
+        (default: `defense`'s; the data-parallel step may put a `GatheredCut` there). Returns
+        (logits, batch_stats, the forward's report, penalty), the penalty being
         `defense.penalty` of the embeddings after the cut.
         """
         hs, batch_stats = self.embeddings(params, batch_stats, xs, train=True)
-        hs, report = defense.screen(hs, ctx)
         fixed = jax.lax.stop_gradient((params, batch_stats))
         top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
+        hs, contexts, report = defense.forward(hp, defense_state, hs, ctx, top_fn)
         cut_hs, policy = list(hs), cut_policy or defense
         for k in self.passive:
-            cut_hs[k] = cut(policy, hs[k], wires[k], defense.cut_context(ctx, top_fn, hs, k))
+            cut_hs[k] = cut(policy, hs[k], wires[k], hp, contexts[k])
         logits, batch_stats = self.top(params, batch_stats, tuple(cut_hs), train=True)
-        return logits, batch_stats, report, defense.penalty(tuple(cut_hs), ctx)
+        return logits, batch_stats, report, defense.penalty(hp, defense_state, tuple(cut_hs),
+                                                            ctx)
 
     def predict(self, params: dict, batch_stats: dict, xs: tuple,
-                defense: Defense | None = None, defense_state: dict | None = None) -> jax.Array:
+                defense: Defense | None = None, hp=None, defense_state=None) -> jax.Array:
         """Evaluation logits (BatchNorm on its running statistics).
 
-        With a defense, the embeddings pass its `screen` as in training, on the final
-        defense state: the top model sees at test time what it was trained on (LADSG's norm
-        detection keeps clipping a flagged party).
+        With a defense, the embeddings pass its `forward` as in training (with no step
+        context), on the final defense state: the top model sees at test time what it was
+        trained on (LADSG's norm detection keeps clipping a flagged party).
         """
         hs, _ = self.embeddings(params, batch_stats, xs)
         if defense is not None:
-            hs = defense.screen(hs, {"state": defense_state or {}})[0]
+            hs = defense.forward(hp, defense_state, hs, None, None)[0]
         return self.top(params, batch_stats, hs, train=False)[0]

@@ -27,20 +27,17 @@ global batch (to float rounding: sums run in another order):
 - **PRNG key.** The state's typed key is replicated and split exactly as the single-device step
   splits it, so every replica draws the single-device key sequence.
 - **Messages** (the wire) come back in global batch order, shape (B, d) per passive party.
-- **Defenses.** Those whose step hooks act on each sample alone (no defense, `label_dp`, `cae`,
-  `kdk`, LADSG's cosine substitution with `noise="per_sample"`) run as they are. Those whose only
-  batch-wide computation is the cut's message (a max, top-k, mean or class means over the
-  batch's true messages, or noise drawn for the whole batch at once, `jax.random.*(key,
-  g.shape)`: `laplace`, `gaussian_dp`, `compression`, `ppdl`, `discrete_sgd`, `sign_sgd`,
-  `max_norm`, `marvell`, `dcae`, and LADSG's and FLSG's substitution in every mode but decoy,
-  LADSG's default included) run with their cut on the whole batch (`GatheredCut`): every device
-  `all_gather`s the batch's true messages and per-sample context (labels, targets, indices,
-  noise directions), applies the defense's cut with the replicated key, exactly the
-  single-device computation, and keeps its own rows. The messages are (B, d), so the cost is a
-  gather of B·d floats per passive party and a B·d cut on every device. Refused with a
-  `ConfigError` (`parallel_support`): `dcor` (a loss over all pairs of the batch, in the forward
-  pass), LADSG's norm detection (screens on batch-mean norms) and decoy substitution (its
-  shift comes from the top model's pullback at 1/B on the device's rows).
+- **Defenses** follow what they declare they need (`Defense.needs`, DESIGN §2): `PER_SAMPLE`
+  defenses run as they are; `BATCH_CUT` ones (their only batch-wide computation is the cut's
+  message: a max, top-k, mean or class means over the batch's true messages, or noise drawn
+  for the whole batch at once) run their cut on the whole batch (`GatheredCut`): every device
+  `all_gather`s the batch's true messages and the cut contexts' per-sample arrays (labels,
+  targets, indices, noise directions), applies the defense's cut with the replicated key,
+  exactly the single-device computation, and keeps its own rows (a gather of B·d floats per
+  passive party and a B·d cut on every device). `WHOLE_BATCH` defenses (a loss over all pairs
+  of the batch, screens on batch-mean norms, a top-model pullback at 1/B) are refused with a
+  `ConfigError` naming what they need. The step itself is `vfl/step.py`'s, with a
+  `Reduction` over "batch".
 
 `jax.pmap` (JAX's older API; in JAX 0.10 it is `jit` of `shard_map` with `check_vma=False`, see
 its docstring and https://docs.jax.dev/en/latest/migrate_pmap.html) takes the process-local batch
@@ -66,82 +63,44 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.defenses import Defense, LADSG
-from ladsg_jax.defenses.cae import CAE
-from ladsg_jax.defenses.labels import FLSG, KDk, LabelDP
+from ladsg_jax.defenses.base import BATCH_CUT, PER_SAMPLE, Defense
 from ladsg_jax.errors import ConfigError, one_of, require
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.state import Batch, TrainState
+from ladsg_jax.vfl.step import Reduction, make_train_step
 
 AXIS = "batch"
 STRATEGIES = ("shard_map", "pmap")
-
-# Defenses whose cut needs the whole batch (and nothing else does): noise drawn in the
-# batch's shape (laplace, gaussian_dp), the batch's top-k (compression, ppdl), its max, mean or
-# largest norm (discrete_sgd, dcae, sign_sgd, max_norm), its class means (marvell).
-GLOBAL_CUT = ("laplace", "gaussian_dp", "compression", "ppdl", "discrete_sgd", "sign_sgd",
-              "max_norm", "marvell", "dcae")
-# Defenses that need the whole batch outside the cut: refused.
-BATCH_GLOBAL = {
-    "dcor": "its loss term is a distance correlation over all pairs of the batch",
-}
-PER_SAMPLE = (Defense, LabelDP, CAE)
-LADSG_FAMILY = (LADSG, KDk, FLSG)
-SUPPORTED = ("every defense but dcor, and ladsg without stage nd or mode decoy")
-# the cut context's arrays with a row per sample of the batch (the rest are replicated)
+# the cut contexts' arrays with a row per sample of the batch (the rest are replicated)
 PER_SAMPLE_CONTEXT = ("labels", "targets", "index", "noise")
 
 
-def ladsg_reason(defense: LADSG) -> str | None:
-    """Why an LADSG configuration cannot run data-parallel, or None if it can."""
-    if "nd" in defense.stages:
-        return "stage nd screens and blocks on batch-mean norms"
-    if "sg" in defense.stages and defense.mode == "decoy":
-        return ("mode decoy takes its shift from the top model's pullback at 1/B on the "
-                "device's own rows")
-    return None
-
-
-def ladsg_cut_needs_batch(defense: LADSG) -> bool:
-    """Whether an LADSG configuration's substitution needs the whole batch: FLSG's candidate
-    directions, per-step noise directions or a prob in (0, 1) drawn in the batch's shape, or
-    rescaling to the batch's mean norm."""
-    return "sg" in defense.stages and (
-        defense.mode == "flsg" or defense.noise == "per_step" or defense.norm == "batch_mean"
-        or 0 < defense.prob < 1)
-
-
-def parallel_support(defense: Defense) -> str | None:
-    """None if `defense` gives the single-device result under data parallelism (as it is, or
-    with its cut gathered, `GatheredCut`), else why not."""
-    cls = type(defense)
-    if cls in PER_SAMPLE or cls.name in GLOBAL_CUT:
-        return None
-    if cls in LADSG_FAMILY:
-        return ladsg_reason(defense)
-    return BATCH_GLOBAL.get(cls.name, "it is not known to act on each sample alone")
-
-
-def needs_global_cut(defense: Defense) -> bool:
-    """Whether `defense`'s cut needs the whole batch's messages (see `GatheredCut`)."""
-    if type(defense) in LADSG_FAMILY:
-        return ladsg_cut_needs_batch(defense)
-    return type(defense).name in GLOBAL_CUT
-
-
 def check_parallel_defense(defense: Defense) -> None:
-    """Raises `ConfigError` naming the defense unless data-parallel steps support it."""
-    reason = parallel_support(defense)
-    if reason is not None:
+    """Raises `ConfigError` naming the defense unless what it declares it needs of the batch
+    lets data-parallel steps give the single-device result."""
+    if defense.needs not in (PER_SAMPLE, BATCH_CUT):
         raise ConfigError("defense", f"{defense.name} cannot run data-parallel with the "
-                                     f"single-device result: {reason}; allowed: {SUPPORTED}")
+                                     f"single-device result: it needs the whole batch outside "
+                                     f"the cut ({defense.needs}); allowed: defenses whose "
+                                     f"needs are {PER_SAMPLE} or {BATCH_CUT} (see `ladsg-jax "
+                                     f"list defenses`)")
+
+
+def gather_rows(tree, gather):
+    """The cut context `tree` (a dict, or tuples of them for a chain) with its per-sample
+    entries gathered over the devices."""
+    if isinstance(tree, dict):
+        return {name: gather(value) if name in PER_SAMPLE_CONTEXT else gather_rows(value, gather)
+                for name, value in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(gather_rows(value, gather) for value in tree)
+    return tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +114,11 @@ class GatheredCut:
     inner: Defense
     axis_name: str = AXIS
 
-    def cut(self, g, ctx):
+    def cut(self, hp, g, ctx):
         rows = g.shape[0]
         gather = functools.partial(jax.lax.all_gather, axis_name=self.axis_name, axis=0,
                                    tiled=True)
-        whole = {name: gather(value) if name in PER_SAMPLE_CONTEXT else value
-                 for name, value in ctx.items()}
-        message = self.inner.cut(gather(g), whole)
+        message = self.inner.cut(hp, gather(g), gather_rows(ctx, gather))
         start = jax.lax.axis_index(self.axis_name) * rows
         return jax.lax.dynamic_slice_in_dim(message, start, rows, axis=0)
 
@@ -170,7 +127,7 @@ def cut_policy_for(defense: Defense, axis_name: str = AXIS):
     """The cut policy of the data-parallel step: `defense` itself, or its `GatheredCut`; a
     `ConfigError` if it cannot give the single-device result."""
     check_parallel_defense(defense)
-    return GatheredCut(defense, axis_name) if needs_global_cut(defense) else defense
+    return GatheredCut(defense, axis_name) if defense.needs == BATCH_CUT else defense
 
 
 @contextlib.contextmanager
@@ -201,51 +158,18 @@ def varying(tree, axis_name: str):
     return jax.lax.pcast(tree, axis_name, to="varying")
 
 
-def apply_optimizers(optimizers: dict, grads: dict, state: TrainState) -> tuple[dict, dict]:
-    """Each party's optax update applied to its parameters: (params, opt_state)."""
-    params, opt_state = {}, {}
-    for name, opt in optimizers.items():
-        updates, opt_state[name] = opt.update(grads[name], state.opt_state[name],
-                                              state.params[name])
-        params[name] = optax.apply_updates(state.params[name], updates)
-    return params, opt_state
-
-
-def make_device_step(model: VFLModel, optimizers: dict, defense: Defense,
+def make_device_step(model: VFLModel, optimizers, defense: Defense,
                      axis_name: str = AXIS) -> Callable:
     """The per-device body `(state, shard) -> (state, metrics, messages)` of the data-parallel
-    steps, to run under a map that binds `axis_name` (see the module docstring). `shard.index`
-    must hold the shard's positions in the training set."""
-    cut_policy = cut_policy_for(defense, axis_name)
-
-    def device_step(state: TrainState, batch: Batch):
-        key, cut_key = jax.random.split(state.key)
-        local = batch.y.shape[0]
-        total = local * jax.lax.axis_size(axis_name)
-        targets = defense.targets(batch.y, model.num_classes, state.defense_state, batch.index)
-        ctx = {"labels": batch.y, "targets": targets, "key": cut_key, "index": batch.index,
-               "state": state.defense_state}
-        wires = varying(tuple(jnp.zeros((local, model.embed_dim)) for _ in model.passive),
-                        axis_name)
-
-        def loss_share(params, wires):
-            with synced_batch_norm(axis_name):
-                logits, batch_stats, _, _ = model.apply_train(
-                    params, state.batch_stats, batch.x, wires, defense, ctx, cut_policy)
-            share = optax.softmax_cross_entropy(logits, targets).sum() / total
-            return share, (logits, batch_stats)
-
-        (share, (logits, batch_stats)), (grads, messages) = jax.value_and_grad(
-            loss_share, argnums=(0, 1), has_aux=True)(varying(state.params, axis_name), wires)
-        params, opt_state = apply_optimizers(optimizers, jax.lax.psum(grads, axis_name), state)
-        correct = jnp.argmax(defense.decode(logits, state.defense_state), -1) == batch.y
-        metrics = {"loss": jax.lax.psum(share, axis_name),
-                   "accuracy": jax.lax.pmean(jnp.mean(correct), axis_name)}
-        new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
-                                  key=key, step=state.step + 1)
-        return new_state, metrics, messages
-
-    return device_step
+    steps, to run under a map that binds `axis_name` (see the module docstring): `vfl/step.py`'s
+    step with its reduction over `axis_name`. `shard.index` must hold the shard's positions in
+    the training set."""
+    check_parallel_defense(defense)
+    reduction = Reduction(axis_name=axis_name,
+                          batch_norm=functools.partial(synced_batch_norm, axis_name),
+                          varying=functools.partial(varying, axis_name=axis_name),
+                          cut_policy=functools.partial(cut_policy_for, axis_name=axis_name))
+    return make_train_step(model, optimizers, defense, reduction)
 
 
 def with_index(batch: Batch) -> Batch:
@@ -266,7 +190,7 @@ def check_divisible(batch: Batch, devices: int) -> None:
                                         f"of {devices}")
 
 
-def make_pmap_step(model: VFLModel, optimizers: dict, defense: Defense,
+def make_pmap_step(model: VFLModel, optimizers, defense: Defense,
                    devices=None) -> Callable:
     """`step(state, batch) -> (state, metrics, messages)` under `jax.pmap(axis_name="batch")`.
 
@@ -298,7 +222,7 @@ def batch_mesh(devices=None) -> Mesh:
     return Mesh(np.array(jax.devices() if devices is None else devices), (AXIS,))
 
 
-def make_shard_map_step(model: VFLModel, optimizers: dict, defense: Defense,
+def make_shard_map_step(model: VFLModel, optimizers, defense: Defense,
                         mesh: Mesh | None = None) -> Callable:
     """`step(state, batch) -> (state, metrics, messages)` under `jax.shard_map` on `mesh`
     (default `batch_mesh()`), jitted: the batch sharded along "batch", the state replicated.
@@ -346,13 +270,13 @@ def make_parallel_step(config: TrainConfig, data: VFLData, strategy: str = "shar
         raise ConfigError("batch_size", f"{config.batch_size} does not split evenly over "
                                         f"{count} devices; allowed: multiples of {count}")
     model = VFLModel.from_config(config, data.num_classes)
-    opts = make_optimizers(config, optimizers, data.num_train // config.batch_size)
+    steps = data.num_train // config.batch_size
+    opts = lambda rate: make_optimizers(config, optimizers, steps, rate)      # noqa: E731
     if strategy == "pmap":
         return make_pmap_step(model, opts, config.defense, devices)
     return make_shard_map_step(model, opts, config.defense, batch_mesh(devices))
 
 
-__all__ = ["AXIS", "STRATEGIES", "parallel_support", "check_parallel_defense", "GatheredCut",
-           "cut_policy_for", "needs_global_cut",
+__all__ = ["AXIS", "STRATEGIES", "check_parallel_defense", "GatheredCut", "cut_policy_for",
            "synced_batch_norm", "make_device_step", "make_pmap_step", "make_shard_map_step",
            "batch_mesh", "gather_batch", "make_parallel_step"]

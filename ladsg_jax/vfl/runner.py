@@ -11,12 +11,18 @@ models: measured with `experiments/bench.py` on 2 cores, 8 seeds of the digits p
 parameters) took 0.43 s vmapped against 0.66 s in sequence, while a CIFAR-shaped MLP
 (1536→512→256, 1.7M parameters) took 3.79 s against 3.47 s.
 
+A hyperparameter grid runs the same way: `fit(data, keys, hparams)` with `hparams` a pytree
+whose leaves lead with a grid axis (`stack_hparams`) trains every (grid point, seed) pair as one
+more run of the same compiled program (the numeric knobs are traced arguments), vmapped or in
+sequence as the seeds strategy says; the result's runs are point-major (`run = point·S + seed`).
+
 Every strategy runs the same pure functions from `make_trainer` and gives the same numbers
 (to float rounding: vmapped matrix products may sum in another order). The host sees the
 state only between epochs, for the progress bar, never inside one.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -26,10 +32,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
+from ladsg_jax.defenses.base import Defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
-from ladsg_jax.vfl.train import Result, WireRecord, make_trainer, result_from_history
+from ladsg_jax.vfl.train import (Result, WireRecord, default_hparams, make_trainer,
+                                  result_from_history)
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
 CPU_VMAP_MAX_PARAMS = 250_000
@@ -54,9 +62,9 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None,
     return loop, seeds
 
 
-def count_params(init: Callable, key: jax.Array, data: VFLData) -> int:
+def count_params(init: Callable, key: jax.Array, data: VFLData, hparams=None) -> int:
     """Parameters of one seed's model, from shapes alone (nothing is computed)."""
-    state = jax.eval_shape(init, key, data)
+    state = jax.eval_shape(init, key, data, hparams)
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state.params))
 
 
@@ -79,7 +87,7 @@ class Runner:
 
     def _build(self, data: VFLData, key: jax.Array) -> None:
         trainer = self.trainer
-        num_params = count_params(trainer.init, key, data)
+        num_params = count_params(trainer.init, key, data, default_hparams(self.config))
         self.loop, self.seeds = resolve_strategy(self.config, self.backend, num_params)
         # batch and epoch axes of recorded wires sit after the seed axis when seeds are vmapped
         self._seed_lead = 1 if self.seeds == "vmap" else 0
@@ -100,7 +108,23 @@ class Runner:
             accuracy = trainer.evaluate(state, data.test_x, data.test_y, data)
             return trainer.summarize(stacked, accuracy)
 
-        self._init = compile_fn(trainer.init, (0, None))
+        # the programs take raw key data, tiled and sliced on the host: no program is compiled
+        # for a grid's or a seed group's size
+        impl = str(jax.random.key_impl(key))
+        init_defense = compile_fn(with_key(trainer.init_defense, impl), (0, None, 0))
+        empty = jax.eval_shape(trainer.init_defense, key, data, default_hparams(self.config))
+        if not jax.tree.leaves(empty):                 # a defense without state compiles nothing
+            init_defense = lambda key_data, data, hparams: empty     # noqa: E731
+        init_model = (compile_fn(with_key(trainer.init_model, impl), (0, None, 0))
+                      if self.optimizers else
+                      shared_model_init(model_config(self.config), self.seeds == "vmap", impl))
+
+        def init(key_data, data, hparams):
+            return init_model(key_data, data, hparams["learning_rate"]).replace(
+                defense_state=init_defense(key_data, data, hparams),
+                hparams=jax.device_put(hparams))
+
+        self._init = init
         if self.loop == "scan":
             self._epoch = compile_fn(trainer.run_epoch, (0, None))
             return
@@ -153,14 +177,33 @@ class Runner:
 
         return step_at
 
-    def initial_states(self, data: VFLData, keys: jax.Array) -> list:
-        """The states `fit` starts from, one per seed group (the jitted init: parameters and
+    def runs(self, keys: jax.Array, hparams=None) -> tuple[np.ndarray, dict]:
+        """Every run's raw key data and hyperparameters (host arrays), point-major over the grid
+        of `hparams` (leaves leading with the grid axis; None: the config's values, one point)."""
+        if hparams is None:
+            hparams = stack_hparams([default_hparams(self.config)])
+        points = jax.tree.leaves(hparams)[0].shape[0]
+        key_data = np.asarray(jax.random.key_data(keys))
+        return (np.tile(key_data, (points, 1)),
+                jax.tree.map(lambda a: np.repeat(np.asarray(a), key_data.shape[0], axis=0),
+                             hparams))
+
+    def groups(self, key_data: np.ndarray, hparams) -> list:
+        """The (key data, hparams) of each group of runs one compiled call trains: all at once
+        when seeds are vmapped, else one run each."""
+        if self.seeds == "vmap":
+            return [(key_data, hparams)]
+        return [(key_data[i], jax.tree.map(lambda a, i=i: a[i], hparams))
+                for i in range(key_data.shape[0])]
+
+    def initial_states(self, data: VFLData, keys: jax.Array, hparams=None) -> list:
+        """The states `fit` starts from, one per group of runs (the jitted init: parameters and
         the defense's setup, e.g. LADSG's teacher or CAE's autoencoder training)."""
         data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
-            self._build(data, keys[0])
-        groups = [keys] if self.seeds == "vmap" else list(keys)
-        return [self._init(group, data) for group in groups]
+            self._build(data, first_key(keys))
+        keys, hparams = self.runs(keys, hparams)
+        return [self._init(k, data, h) for k, h in self.groups(keys, hparams)]
 
     def epoch(self, state, data: VFLData):
         """One epoch of a seed group's state with the compiled strategy (after `fit` or
@@ -168,31 +211,34 @@ class Runner:
         return self._epoch(state, jax.device_put(data))
 
     def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False,
-            checkpoint_dir: str | None = None, on_epoch: Callable | None = None) -> Result:
+            checkpoint_dir: str | None = None, on_epoch: Callable | None = None,
+            hparams=None) -> Result:
         """Trains one run per key; returns a `Result` whose arrays lead with the seed axis.
+
+        With `hparams` (a grid: `stack_hparams` of G pytrees like `default_hparams(config)`),
+        one run per (point, key), point-major: the leading axis has G·S runs.
 
         `progress` shows a bar per epoch (a string sets its label). With `checkpoint_dir`, the
         state is checkpointed with orbax after every epoch and a run that was interrupted
         resumes from its last checkpoint, ending with the same numbers (`ladsg_jax.checkpoint`).
         `on_epoch(group, epoch)` is called after each epoch (and its checkpoint).
         """
-        data = jax.device_put(data)
-        keys = jnp.asarray(keys)
+        data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
-            self._build(data, keys[0])
+            self._build(data, first_key(keys))
+        keys, hparams = self.runs(keys, hparams)           # raw key data from here on
         num_seeds, epochs = keys.shape[0], self.config.epochs
         checkpoints = None
         if checkpoint_dir is not None:
             from ladsg_jax.checkpoint import EpochCheckpoints, run_identity
-            checkpoints = EpochCheckpoints(checkpoint_dir,
-                                           run_identity(self.config, data.name, keys))
+            checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
+                self.config, data.name, keys, hparams))
         label = progress if isinstance(progress, str) else data.name
         bar = tqdm(total=epochs * (1 if self.seeds == "vmap" else num_seeds), desc=label,
                    unit="epoch", disable=not progress, leave=False)
-        groups = [keys] if self.seeds == "vmap" else list(keys)
         results = []
-        for g, group in enumerate(groups):
-            state = self._init(group, data)
+        for g, (group_keys, group_hparams) in enumerate(self.groups(keys, hparams)):
+            state = self._init(group_keys, data, group_hparams)
             history, wires, done = [], [], 0
             restored = checkpoints.restore(g, state) if checkpoints else None
             if restored is not None:
@@ -221,6 +267,40 @@ class Runner:
         if self.seeds == "vmap":
             return results[0]
         return stack_runs(results)
+
+
+def first_key(keys: jax.Array) -> jax.Array:
+    """`keys[0]`, taken on the host (no program compiled per number of keys)."""
+    return jax.random.wrap_key_data(np.asarray(jax.random.key_data(keys))[0],
+                                    impl=str(jax.random.key_impl(keys)))
+
+
+def with_key(fn: Callable, impl: str) -> Callable:
+    """`fn(key, ...)` taking the key's raw data instead (wrapped inside the trace)."""
+    return lambda key_data, *args: fn(jax.random.wrap_key_data(key_data, impl=impl), *args)
+
+
+def model_config(config: TrainConfig) -> TrainConfig:
+    """`config` less what the model's initialization does not read (the defense, the epochs,
+    the wire record; the learning rate is an argument): the key of `shared_model_init`."""
+    return config.replace(defense=Defense(), epochs=1, record_wire="none", learning_rate=1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def shared_model_init(config: TrainConfig, vmapped: bool, impl: str) -> Callable:
+    """The jitted `init_model` of `model_config(config)`, one per configuration, so that runs
+    of every defense (and every learning rate) with the same model share one compiled
+    initialization (a bounded memo of compiled programs, as JAX's own caches; nothing in it
+    changes a result)."""
+    init_model = with_key(make_trainer(config).init_model, impl)
+    return jax.jit(jax.vmap(init_model, in_axes=(0, None, 0)) if vmapped else init_model)
+
+
+def stack_hparams(points: list) -> dict:
+    """G hyperparameter pytrees (as `default_hparams` makes them) stacked on a leading grid
+    axis, as `Runner.fit(..., hparams=...)` takes them."""
+    return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, np.float32) for x in leaves]),
+                        *points)
 
 
 @jax.jit

@@ -1,5 +1,10 @@
-"""One VFL training step: a pure function of the state and a batch (DESIGN §2)."""
+"""One VFL training step, for one device and for data-parallel maps (DESIGN §2): a pure
+function of the state and a batch. How to reduce across devices is an argument (`Reduction`).
+"""
 from __future__ import annotations
+
+import contextlib
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -10,49 +15,99 @@ from ladsg_jax.vfl.model import VFLModel, party_name
 from ladsg_jax.vfl.state import Batch, TrainState
 
 
-def make_train_step(model: VFLModel, optimizers: dict, defense: Defense):
+@dataclasses.dataclass(frozen=True)
+class Reduction:
+    """How a step's batch-wide quantities combine. `axis_name=None`: the batch is all here
+    (one device). Otherwise the step runs inside a map over `axis_name` on one shard of the
+    global batch, and `vfl/parallel.py` fills in the cross-device pieces: the psum of the
+    gradients and the loss, the pmean of the accuracy, BatchNorm synced over the devices
+    (`batch_norm`), the parameters marked as varying (`varying`), and the cut policy that
+    follows the defense's declared needs (`cut_policy`)."""
+
+    axis_name: str | None = None
+    batch_norm: object = None            # () -> context manager; None: nothing to sync
+    varying: object = None               # tree -> tree; None: the identity
+    cut_policy: object = None            # defense -> cut policy; None: the defense itself
+
+    def total(self, local: int):
+        return local if self.axis_name is None else local * jax.lax.axis_size(self.axis_name)
+
+    def sum(self, tree):
+        return tree if self.axis_name is None else jax.lax.psum(tree, self.axis_name)
+
+    def mean(self, x):
+        return x if self.axis_name is None else jax.lax.pmean(x, self.axis_name)
+
+
+ONE_DEVICE = Reduction()
+
+
+def apply_optimizers(optimizers: dict, grads: dict, state: TrainState) -> tuple[dict, dict]:
+    """Each party's optax update applied to its parameters: (params, opt_state)."""
+    params, opt_state = {}, {}
+    for name, opt in optimizers.items():
+        updates, opt_state[name] = opt.update(grads[name], state.opt_state[name],
+                                              state.params[name])
+        params[name] = optax.apply_updates(state.params[name], updates)
+    return params, opt_state
+
+
+def zero_blocked(blocked, model: VFLModel, messages: tuple, grads: dict):
+    """A blocked passive party's message and gradient zeroed for the step."""
+    messages = tuple(jnp.where(blocked[k], 0.0, m) for k, m in enumerate(messages))
+    for k in model.passive:
+        name = party_name(k)
+        grads = {**grads, name: jax.tree.map(lambda g, b=blocked[k]: jnp.where(b, 0.0, g),
+                                             grads[name])}
+    return messages, grads
+
+
+def make_train_step(model: VFLModel, optimizers, defense: Defense,
+                    reduction: Reduction = ONE_DEVICE):
     """`train_step(state, batch) -> (state, metrics, wire)`.
 
-    One `jax.value_and_grad` over all parties' parameters and the passive parties' wires; each
-    party's gradient then goes to its own optax optimizer (`optimizers["party_k"]`). `wire` is
-    the tuple of messages the passive parties received, one (B, d) array each. The defense's
-    `filter` sees the messages before they are sent and may block a party for the step: its
-    message (and so its bottom model's gradient) is zeroed.
+    One `jax.value_and_grad` over all parties' parameters and the passive parties' wires of
+    the batch's share of the (global) mean loss; each party's gradient then goes to its own
+    optax optimizer. `optimizers(learning_rate) -> {"party_k": transformation}` builds them
+    with the state's (traced) learning rate. `wire` is the tuple of messages the passive
+    parties received, one (B, d) array each. The defense's hooks read its hyperparameters and
+    state from `state.hparams["defense"]` and `state.defense_state`; its `update` sees the
+    messages before they are sent and may block a party for the step.
     """
+    varying = reduction.varying or (lambda tree: tree)
+    cut_policy = (reduction.cut_policy or (lambda d: d))(defense)
+    batch_norm = reduction.batch_norm or contextlib.nullcontext
 
     def train_step(state: TrainState, batch: Batch):
         key, cut_key = jax.random.split(state.key)
-        index = batch.index if batch.index is not None else jnp.arange(batch.y.shape[0])
-        targets = defense.targets(batch.y, model.num_classes, state.defense_state, index)
-        ctx = {"labels": batch.y, "targets": targets, "key": cut_key, "index": index,
-               "state": state.defense_state}
-        wires = tuple(jnp.zeros((batch.y.shape[0], model.embed_dim)) for _ in model.passive)
+        hp, defense_state = state.hparams["defense"], state.defense_state
+        local = batch.y.shape[0]
+        index = batch.index if batch.index is not None else jnp.arange(local)
+        onehot = jax.nn.one_hot(batch.y, model.num_classes, dtype=jnp.float32)
+        targets = defense.targets(hp, defense_state, onehot, batch.y, index)
+        ctx = {"labels": batch.y, "targets": targets, "key": cut_key, "index": index}
+        wires = varying(tuple(jnp.zeros((local, model.embed_dim)) for _ in model.passive))
+        total = reduction.total(local)
 
         def loss_fn(params, wires):
-            logits, batch_stats, report, penalty = model.apply_train(
-                params, state.batch_stats, batch.x, wires, defense, ctx)
-            loss = optax.softmax_cross_entropy(logits, targets).mean() + penalty
-            return loss, (logits, batch_stats, report)
+            with batch_norm():
+                logits, batch_stats, report, penalty = model.apply_train(
+                    params, state.batch_stats, batch.x, wires, defense, hp, defense_state, ctx,
+                    cut_policy)
+            share = optax.softmax_cross_entropy(logits, targets).sum() / total + penalty
+            return share, (logits, batch_stats, report)
 
-        (loss, (logits, batch_stats, report)), (grads, messages) = jax.value_and_grad(
-            loss_fn, argnums=(0, 1), has_aux=True)(state.params, wires)
-        defense_state, blocked, defense_metrics = defense.filter(state.defense_state, report,
+        (share, (logits, batch_stats, report)), (grads, messages) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True)(varying(state.params), wires)
+        defense_state, blocked, defense_metrics = defense.update(hp, defense_state, report,
                                                                  messages)
         if blocked is not None:
-            messages = tuple(jnp.where(blocked[k], 0.0, m) for k, m in enumerate(messages))
-            for k in model.passive:
-                name = party_name(k)
-                grads = {**grads, name: jax.tree.map(
-                    lambda g, b=blocked[k]: jnp.where(b, 0.0, g), grads[name])}
-        params, opt_state = {}, {}
-        for k in range(model.num_parties):
-            name = party_name(k)
-            updates, opt_state[name] = optimizers[name].update(
-                grads[name], state.opt_state[name], state.params[name])
-            params[name] = optax.apply_updates(state.params[name], updates)
-        metrics = {"loss": loss,
-                   "accuracy": jnp.mean(jnp.argmax(defense.decode(logits, state.defense_state), -1)
-                                        == batch.y), **defense_metrics}
+            messages, grads = zero_blocked(blocked, model, messages, grads)
+        params, opt_state = apply_optimizers(
+            optimizers(state.hparams["learning_rate"]), reduction.sum(grads), state)
+        correct = jnp.argmax(defense.decode(hp, state.defense_state, logits), -1) == batch.y
+        metrics = {"loss": reduction.sum(share), "accuracy": reduction.mean(jnp.mean(correct)),
+                   **defense_metrics}
         new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                                   key=key, step=state.step + 1, defense_state=defense_state)
         return new_state, metrics, messages

@@ -7,6 +7,8 @@ An epoch draws a permutation from the state's key and runs the step over its bat
     results = jax.jit(jax.vmap(train, in_axes=(0, None)))(jax.random.split(key, 8), data)
 
 `data` is an argument, not a closure: jit embeds closed-over arrays in the program as constants.
+So are the numeric hyperparameters (`train(key, data, hparams)`, default `default_hparams(config)`:
+the learning rate and the defense's knobs): a grid of them vmaps like seeds in one program.
 The pieces (`init`, `draw_epoch`, `step_on_indices`, `run_epoch`, `evaluate`) are exposed by
 `make_trainer`, so the runner can drive a jitted step per batch with identical numbers.
 """
@@ -77,13 +79,15 @@ class Trainer(NamedTuple):
     """The pure functions of one config; every execution strategy is built from these."""
 
     config: TrainConfig
-    init: Callable          # (key, data) -> TrainState
+    init: Callable          # (key, data, hparams=None) -> TrainState
+    init_model: Callable    # (key, data, learning_rate) -> TrainState without the defense's
+    init_defense: Callable  # (key, data, hparams=None) -> the defense's state
     draw_epoch: Callable    # (state, data) -> (state, indices (num_batches, batch_size))
     step_on_indices: Callable  # (state, data, indices (batch_size,)) -> (state, metrics, messages)
     summarize: Callable     # (stacked step metrics, test accuracy) -> epoch metrics
     run_epoch: Callable     # (state, data) -> (state, epoch metrics, WireRecord of it or None)
     evaluate: Callable      # (state, xs, y, data) -> accuracy
-    train: Callable         # (key, data) -> Result
+    train: Callable         # (key, data, hparams=None) -> Result
 
 
 def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer:
@@ -97,20 +101,35 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
                            data.vocab_size)
         return VFLModel.from_config(config, data.num_classes)
 
-    def optimizers_for(data: VFLData) -> dict:
-        return make_optimizers(config, optimizers, data.num_train // config.batch_size)
+    def optimizers_for(data: VFLData):
+        """`rate -> {"party_k": optax transformation}` at a (traced) learning rate."""
+        steps = data.num_train // config.batch_size
+        return lambda rate: make_optimizers(config, optimizers, steps, rate)
 
-    def init(key: jax.Array, data: VFLData) -> TrainState:
+    def init_model(key: jax.Array, data: VFLData, learning_rate: jax.Array) -> TrainState:
+        """Parameters, BatchNorm statistics and optimizer states: all but the defense's state
+        and the hyperparameters (a function of the model and optimizer alone, so runs of
+        every defense can share its compiled program)."""
         model = model_for(data)
         init_key, key = jax.random.split(key)
         sample = tuple(x[: config.batch_size] for x in data.train_x)
         params, batch_stats = model.init(init_key, sample)
-        opts = optimizers_for(data)
+        opts = optimizers_for(data)(learning_rate)
         opt_state = {name: opts[name].init(p) for name, p in params.items()}
-        defense_key = jax.random.fold_in(init_key, 1)
         return TrainState(params=params, batch_stats=batch_stats, opt_state=opt_state, key=key,
-                          step=jnp.zeros((), jnp.int32),
-                          defense_state=config.defense.setup(defense_key, data, config))
+                          step=jnp.zeros((), jnp.int32))
+
+    def init_defense(key: jax.Array, data: VFLData, hparams: dict | None = None):
+        """The defense's per-run state (LADSG's teacher, CAE's autoencoder), from the same key."""
+        model_for(data)
+        hparams = default_hparams(config) if hparams is None else hparams
+        defense_key = jax.random.fold_in(jax.random.split(key)[0], 1)
+        return config.defense.init(defense_key, data, config, hparams["defense"])
+
+    def init(key: jax.Array, data: VFLData, hparams: dict | None = None) -> TrainState:
+        hparams = default_hparams(config) if hparams is None else hparams
+        return init_model(key, data, hparams["learning_rate"]).replace(
+            defense_state=init_defense(key, data, hparams), hparams=hparams)
 
     def draw_epoch(state: TrainState, data: VFLData):
         key, perm_key = jax.random.split(state.key)
@@ -127,10 +146,11 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
 
     def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:
         model = model_for(data)
+        hp = state.hparams["defense"]
         logits = map_in_chunks(lambda c: model.predict(state.params, state.batch_stats, c,
-                                                       config.defense, state.defense_state),
+                                                       config.defense, hp, state.defense_state),
                                xs, config.eval_batch_size)
-        scores = config.defense.decode(logits, state.defense_state)
+        scores = config.defense.decode(hp, state.defense_state, logits)
         predictions = jnp.argmax(scores, axis=-1)
         return jnp.mean(predictions == y)
 
@@ -153,9 +173,9 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         wire = WireRecord(indices=indices, messages=messages) if recording else None
         return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data)), wire
 
-    def train(key: jax.Array, data: VFLData) -> Result:
+    def train(key: jax.Array, data: VFLData, hparams: dict | None = None) -> Result:
         data = jax.tree.map(jnp.asarray, data)      # host arrays cannot be indexed by tracers
-        state = init(key, data)
+        state = init(key, data, hparams)
         if config.record_wire == "last":
             blank = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
                                  jax.eval_shape(run_epoch, state, data)[2])
@@ -175,9 +195,18 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
             state, (history, wire) = jax.lax.scan(epoch, state, None, length=config.epochs)
         return result_from_history(state, history, wire)
 
-    return Trainer(config=config, init=init, draw_epoch=draw_epoch,
+    return Trainer(config=config, init=init, init_model=init_model, init_defense=init_defense,
+                   draw_epoch=draw_epoch,
                    step_on_indices=step_on_indices, summarize=summarize, run_epoch=run_epoch,
                    evaluate=evaluate, train=train)
+
+
+def default_hparams(config: TrainConfig) -> dict:
+    """The run's numeric hyperparameters as float32 arrays: the learning rate and the
+    defense's knobs (`Defense.hparams`). Pass another such pytree (or a stack of them, under
+    `vmap`) to `train`/`init` to run other values with the same compiled program."""
+    return {"learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
+            "defense": config.defense.hparams()}
 
 
 def result_from_history(state: TrainState, history: dict, wire) -> Result:
@@ -190,5 +219,6 @@ def result_from_history(state: TrainState, history: dict, wire) -> Result:
 
 
 def make_train(config: TrainConfig, optimizers: dict | None = None):
-    """`train(key, data) -> Result`, pure: jit it, vmap it over keys for a seed sweep."""
+    """`train(key, data, hparams=None) -> Result`, pure: jit it, vmap it over keys (and
+    hparams) for a seed (and hyperparameter) sweep."""
     return make_trainer(config, optimizers).train

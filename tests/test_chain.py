@@ -1,0 +1,89 @@
+"""`chain`: defenses compose in order, each with its own state and hyperparameters; keys go
+only to the members that draw, so a chain of one random member is that member exactly."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ladsg_jax.config import TrainConfig
+from ladsg_jax.defenses import BATCH_CUT, PER_SAMPLE, WHOLE_BATCH, chain
+from ladsg_jax.defenses.cae import CAE, DCAE
+from ladsg_jax.defenses.dcor import DistanceCorrelation
+from ladsg_jax.defenses.labels import LabelDP
+from ladsg_jax.defenses.noise import LaplaceNoise
+from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
+from ladsg_jax.session import config_record
+from ladsg_jax.vfl.runner import Runner, seed_keys
+
+SMALL = TrainConfig(bottom_hidden=(16,), top_hidden=(8,), batch_size=32, epochs=2, seeds="vmap")
+
+
+def cut(defense, g, key=0):
+    """`defense`'s message for `g`, through its forward pass as the step makes it."""
+    hp = defense.hparams()
+    hs = (g, g)
+    ctx = {"labels": jnp.zeros(g.shape[0], jnp.int32), "targets": jnp.zeros(g.shape),
+           "key": jax.random.key(key), "index": jnp.arange(g.shape[0])}
+    state = None if not hasattr(defense, "members") else tuple(None for _ in defense.members)
+    _, contexts, _ = defense.forward(hp, state, hs, ctx, None)
+    return defense.cut(hp, g, contexts[0])
+
+
+def test_a_chain_of_one_random_member_sends_exactly_its_message():
+    g = jax.random.normal(jax.random.key(1), (8, 4))
+    np.testing.assert_array_equal(cut(chain(LaplaceNoise(0.1)), g), cut(LaplaceNoise(0.1), g))
+    # a member that draws nothing leaves the key to the one that does
+    both = cut(chain(LaplaceNoise(0.1), SignSGD()), g)
+    np.testing.assert_array_equal(both, cut(SignSGD(), cut(LaplaceNoise(0.1), g)))
+
+
+def test_two_random_members_draw_independent_noise_in_order():
+    g = jnp.zeros((64, 4))
+    twice = cut(chain(LaplaceNoise(1.0), LaplaceNoise(1.0)), g)
+    once = cut(LaplaceNoise(1.0), g)
+    assert not np.allclose(twice, 2 * once)              # not the same stream twice
+    assert np.var(np.asarray(twice)) > 1.5 * np.var(np.asarray(once))   # variances add
+    # order matters: discretize then noise is not noise then discretize
+    a = cut(chain(DiscreteSGD(bins=3), LaplaceNoise(0.01)), g + 1.0)
+    b = cut(chain(LaplaceNoise(0.01), DiscreteSGD(bins=3)), g + 1.0)
+    assert len(np.unique(np.asarray(b))) <= 3 < len(np.unique(np.asarray(a)))
+
+
+def test_targets_compose_in_order_and_decode_in_reverse(synthetic):
+    config = SMALL.replace(defense=chain(LabelDP(epsilon=0.0), CAE(steps=50)))
+    state = Runner(config).initial_states(synthetic, seed_keys(0, 1))[0]
+    noisy, codes = state.defense_state[0].labels[0], state.defense_state[1].codes[0]
+    assert (np.asarray(noisy) != np.asarray(synthetic.train_y)).any()
+    defense, hp = config.defense, jax.tree.map(lambda a: a[0], state.hparams["defense"])
+    member_state = jax.tree.map(lambda a: a[0], state.defense_state)
+    index = jnp.arange(5)
+    onehot = jax.nn.one_hot(synthetic.train_y[:5], 3)
+    targets = defense.targets(hp, member_state, onehot, synthetic.train_y[:5], index)
+    np.testing.assert_allclose(targets, codes[noisy[:5]], rtol=1e-6)
+    logits = jax.random.normal(jax.random.key(2), (5, 3))
+    np.testing.assert_allclose(defense.decode(hp, member_state, logits),
+                               CAE(steps=50).decode(hp[1], member_state[1], logits), rtol=1e-6)
+
+
+def test_dcae_is_the_chain_of_cae_and_discrete_sgd(synthetic):
+    dcae = DCAE(lam=0.3, steps=50, bins=4)
+    assert dcae.members == (CAE(lam=0.3, steps=50), DiscreteSGD(bins=4))
+    a = Runner(SMALL.replace(defense=dcae)).fit(synthetic, seed_keys(0, 2))
+    b = Runner(SMALL.replace(defense=chain(CAE(lam=0.3, steps=50), DiscreteSGD(bins=4)))).fit(
+        synthetic, seed_keys(0, 2))
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)
+    np.testing.assert_array_equal(a.test_accuracy, b.test_accuracy)
+
+
+def test_needs_draws_hparams_and_the_record_of_a_chain():
+    mixed = chain(LabelDP(), LaplaceNoise(0.2), DistanceCorrelation(0.5))
+    assert chain(LabelDP()).needs == PER_SAMPLE
+    assert chain(LabelDP(), LaplaceNoise()).needs == BATCH_CUT
+    assert mixed.needs == WHOLE_BATCH
+    assert mixed.draws == {"init", "cut"}
+    hp = mixed.hparams()
+    assert [sorted(h) for h in hp] == [["epsilon"], ["scale"], ["weight"]]
+    assert float(hp[1]["scale"]) == np.float32(0.2)
+    record = config_record(SMALL.replace(defense=mixed))["defense"]
+    assert record["name"] == "chain"
+    assert [p["name"] for p in record["parts"]] == ["label_dp", "laplace", "dcor"]
+    assert record["parts"][1]["scale"] == 0.2
