@@ -20,7 +20,7 @@ from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.vfl.runner import stack_hparams
+from ladsg_jax.vfl.train import stack_hparams
 from ladsg_jax.vfl.train import default_hparams
 
 # which runs each attack reads: "mlp" and "none" are honest runs with that top model

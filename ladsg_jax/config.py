@@ -12,6 +12,7 @@ from ladsg_jax.models import BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")
 SEED_STRATEGIES = ("auto", "vmap", "sequential")
+GRID_STRATEGIES = ("auto", "vmap", "sequential")
 PARALLEL = ("none", "pmap", "shard_map")
 WIRE_RECORDS = ("none", "last", "all")
 
@@ -23,7 +24,10 @@ class TrainConfig:
     Hashable, so one config compiles once. `embed_dim=None` makes every bottom output
     `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
     `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
-    same numbers. `record_wire` keeps the messages the passive parties received: "none",
+    same numbers. `grid` says how the points of a hyperparameter grid run: "vmap" all together
+    with the seeds in one vmapped call, "sequential" one point after another through the same
+    compiled program (each point's seeds as `seeds` says: its numbers then equal its separate
+    run's exactly), "auto" as the seeds run (vmap where `seeds` resolves to vmap). `record_wire` keeps the messages the passive parties received: "none",
     the "last" epoch's, or "all" epochs' (what the attacks read). `parallel` "pmap" or
     "shard_map" splits every batch over the devices (of all processes) with the same numbers
     as one device (`ladsg_jax/vfl/parallel.py`); it runs a jitted step per batch and seeds in
@@ -53,6 +57,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     loop: str = "auto"
     seeds: str = "auto"
+    grid: str = "auto"
     parallel: str = "none"
     conv_gradients: str = "auto"
     record_wire: str = "none"
@@ -76,7 +81,8 @@ def validate(config: TrainConfig) -> None:
     require(config.num_parties >= 2, "num_parties",
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
     for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
-                           ("loop", LOOPS), ("seeds", SEED_STRATEGIES), ("parallel", PARALLEL),
+                           ("loop", LOOPS), ("seeds", SEED_STRATEGIES), ("grid", GRID_STRATEGIES),
+                           ("parallel", PARALLEL),
                            ("conv_gradients", CONV_GRADIENTS), ("record_wire", WIRE_RECORDS)):
         one_of(field, getattr(config, field), allowed)
     for field in ("bottom_hidden", "top_hidden"):

@@ -127,8 +127,8 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
     (wall seconds, compilations)."""
     from ladsg_jax.attack_table import attack_settings_groups
     from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
-    from ladsg_jax.vfl.runner import Runner, seed_keys, stack_hparams
-    from ladsg_jax.vfl.train import default_hparams
+    from ladsg_jax.vfl.runner import Runner, seed_keys
+    from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
     for point in points:
         point.defense.check_data(data.num_classes)

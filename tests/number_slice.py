@@ -12,7 +12,7 @@ import sys
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "number_slice.json")
 SEEDS = 2
-EPOCHS = 2
+EPOCHS = 1
 # the demo's rows (every attack group), on breast_cancer
 DEMO = {"none": ("none", {}), "ladsg": ("ladsg", {})}
 DEMO_ATTACKS = ("direct", "direct_argmin", "direct_averaged", "passive_mc", "active_mc",
@@ -42,8 +42,14 @@ TABLE = {
 TABLE_ATTACKS = ("direct_argmin",)
 
 
-def compute() -> dict:
-    """{label: {"main_task": {run: per-seed accuracies}, "attacks": {name: per-seed scores}}}."""
+# the rows the test suite recomputes (all of them: `python tests/number_slice.py`)
+TESTED = ("none", "ladsg", "laplace scale 0.002", "compression keep 0.02", "discrete_sgd 3 bins",
+          "kdk ε 0.3", "dcae", "dcor α 1", "ladsg la,sg,nd", "ladsg decoy")
+
+
+def compute(only: tuple | None = None) -> dict:
+    """{label: {"main_task": {run: per-seed accuracies}, "attacks": {name: per-seed scores}}},
+    for every row or those labelled in `only`."""
     from ladsg_jax.attack_table import defense_row
     from ladsg_jax.attacks.completion import MixMatchConfig
     from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
@@ -53,11 +59,13 @@ def compute() -> dict:
 
     data = load("breast_cancer")
     settings = AttackSettings(known_labels=known_labels_for("breast_cancer", 2),
-                              mixmatch=MixMatchConfig(steps=40))
+                              mixmatch=MixMatchConfig(steps=20))
     runner = AttackRunner(preset_config("breast_cancer"), data, settings)
     out = {}
     for rows, attacks in ((DEMO, DEMO_ATTACKS), (TABLE, TABLE_ATTACKS)):
         for label, (name, fields) in rows.items():
+            if only is not None and label not in only:
+                continue
             row = defense_row(data, make_defense(name, **dict(fields)), label, SEEDS, runner,
                               settings, attacks=attacks, epochs=EPOCHS)
             out[label] = {

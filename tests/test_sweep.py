@@ -13,7 +13,8 @@ from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.sweep import grid_points, parse_grid, point_config, run_sweep
-from ladsg_jax.vfl.runner import Runner, seed_keys, stack_hparams
+from ladsg_jax.vfl.runner import Runner, seed_keys
+from ladsg_jax.vfl.train import stack_hparams
 from ladsg_jax.vfl.train import default_hparams
 
 SMALL = TrainConfig(bottom_hidden=(16,), top_hidden=(8,), batch_size=32, epochs=2,
@@ -30,8 +31,8 @@ def grid_fit(config, data, points, seeds):
 
 
 def test_a_grid_over_rho_equals_the_separate_runs_and_compiles_as_one_setting(synthetic):
-    points = grid_points("ladsg", {"teacher_epochs": 2}, {"rho": RHOS})
-    config = SMALL.replace(defense=points[0].defense)
+    points = grid_points("ladsg", {"teacher_epochs": 1}, {"rho": RHOS})
+    config = SMALL.replace(defense=points[0].defense, epochs=1)
     # each counted model is new to the process (its initialization is compiled once per model
     # and shared across defenses); a third one first takes the process's one-time compilations
     grid_fit(config.replace(bottom_hidden=(15,)), synthetic, points[:1], 3)
@@ -50,17 +51,24 @@ def test_a_grid_over_rho_equals_the_separate_runs_and_compiles_as_one_setting(sy
     assert not np.allclose(result.train_loss[0:3], result.train_loss[12:15])
 
 
-def test_sequential_grid_runs_equal_the_vmapped_grid_and_a_learning_rate_grid(synthetic):
+@pytest.mark.parametrize("grid", ["vmap", "sequential"])
+def test_every_grid_strategy_equals_the_separate_runs_with_a_learning_rate_grid(synthetic,
+                                                                                grid):
     points = grid_points("laplace", {}, {"scale": ["0.001", "0.05"], "learning_rate": ["0.01",
                                                                                        "0.1"]})
     assert [p.values for p in points][1] == {"scale": 0.001, "learning_rate": 0.1}
-    config = SMALL.replace(defense=points[0].defense)
-    vmapped, _ = grid_fit(config, synthetic, points, 2)
-    sequential, _ = grid_fit(config.replace(seeds="sequential"), synthetic, points, 2)
-    np.testing.assert_allclose(vmapped.train_loss, sequential.train_loss, atol=1e-5)
-    alone = Runner(point_config(config, points[1])).fit(synthetic, seed_keys(0, 2))
-    assert alone.state.hparams["learning_rate"][0] == np.float32(0.1)
-    np.testing.assert_allclose(vmapped.train_loss[2:4], alone.train_loss, atol=1e-5)
+    config = SMALL.replace(defense=points[0].defense, grid=grid)
+    runs, _ = grid_fit(config, synthetic, points, 2)
+    by_run, _ = grid_fit(config.replace(seeds="sequential"), synthetic, points, 2)
+    np.testing.assert_allclose(runs.train_loss, by_run.train_loss, atol=1e-5)
+    for p, point in enumerate(points):
+        alone = Runner(point_config(config, point)).fit(synthetic, seed_keys(0, 2))
+        assert float(alone.state.hparams["learning_rate"][0]) == float(np.float32(
+            point.learning_rate))
+        np.testing.assert_allclose(runs.train_loss[2 * p:2 * p + 2], alone.train_loss,
+                                   atol=1e-5)
+        if grid == "sequential":          # the same program on the same runs: bit for bit
+            np.testing.assert_array_equal(runs.train_loss[2 * p:2 * p + 2], alone.train_loss)
 
 
 def test_a_grid_over_a_static_field_compiles_once_per_value(synthetic):

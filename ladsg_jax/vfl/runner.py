@@ -13,8 +13,11 @@ parameters) took 0.43 s vmapped against 0.66 s in sequence, while a CIFAR-shaped
 
 A hyperparameter grid runs the same way: `fit(data, keys, hparams)` with `hparams` a pytree
 whose leaves lead with a grid axis (`stack_hparams`) trains every (grid point, seed) pair as one
-more run of the same compiled program (the numeric knobs are traced arguments), vmapped or in
-sequence as the seeds strategy says; the result's runs are point-major (`run = point·S + seed`).
+more run of the same compiled program (the numeric knobs are traced arguments): all points
+vmapped together with the seeds (`grid="vmap"`; "auto" wherever seeds are vmapped) or one point
+after another (`"sequential"`: each point's numbers then equal its separate run's bit for bit,
+where a wider vmap sums in another order); the result's runs are point-major
+(`run = point·S + seed`).
 
 Every strategy runs the same pure functions from `make_trainer` and gives the same numbers
 (to float rounding: vmapped matrix products may sum in another order). The host sees the
@@ -22,7 +25,6 @@ state only between epochs, for the progress bar, never inside one.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -32,12 +34,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
-from ladsg_jax.defenses.base import Defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
+from ladsg_jax.vfl.programs import first_key, model_config, shared_model_init, with_key
 from ladsg_jax.vfl.train import (Result, WireRecord, default_hparams, make_trainer,
-                                  result_from_history)
+                                  result_from_history, stack_hparams)
 
 # On the CPU, seeds are vmapped when one seed's model has at most this many parameters.
 CPU_VMAP_MAX_PARAMS = 250_000
@@ -60,6 +62,14 @@ def resolve_strategy(config: TrainConfig, backend: str | None = None,
         small = num_params is not None and num_params <= CPU_VMAP_MAX_PARAMS
         seeds = "vmap" if accelerator or (small and loop == "scan") else "sequential"
     return loop, seeds
+
+
+def resolve_grid(config: TrainConfig, seeds: str) -> str:
+    """How a hyperparameter grid's points run: "vmap" or "sequential"; "auto" vmaps them with
+    the seeds wherever the seeds are vmapped (GPU/TPU, small models on the CPU: DESIGN §8)."""
+    if config.grid != "auto":
+        return config.grid
+    return seeds
 
 
 def count_params(init: Callable, key: jax.Array, data: VFLData, hparams=None) -> int:
@@ -89,6 +99,7 @@ class Runner:
         trainer = self.trainer
         num_params = count_params(trainer.init, key, data, default_hparams(self.config))
         self.loop, self.seeds = resolve_strategy(self.config, self.backend, num_params)
+        self.grid = resolve_grid(self.config, self.seeds)
         # batch and epoch axes of recorded wires sit after the seed axis when seeds are vmapped
         self._seed_lead = 1 if self.seeds == "vmap" else 0
 
@@ -188,11 +199,14 @@ class Runner:
                 jax.tree.map(lambda a: np.repeat(np.asarray(a), key_data.shape[0], axis=0),
                              hparams))
 
-    def groups(self, key_data: np.ndarray, hparams) -> list:
-        """The (key data, hparams) of each group of runs one compiled call trains: all at once
-        when seeds are vmapped, else one run each."""
+    def groups(self, key_data: np.ndarray, hparams, num_seeds: int) -> list:
+        """The (key data, hparams) of each group of runs one compiled call trains: with vmapped
+        seeds, all runs at once (grid "vmap") or each point's seeds (grid "sequential"); else
+        one run each."""
         if self.seeds == "vmap":
-            return [(key_data, hparams)]
+            size = key_data.shape[0] if self.grid == "vmap" else num_seeds
+            return [(key_data[i:i + size], jax.tree.map(lambda a, i=i: a[i:i + size], hparams))
+                    for i in range(0, key_data.shape[0], size)]
         return [(key_data[i], jax.tree.map(lambda a, i=i: a[i], hparams))
                 for i in range(key_data.shape[0])]
 
@@ -202,8 +216,9 @@ class Runner:
         data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, first_key(keys))
+        num_seeds = keys.shape[0]
         keys, hparams = self.runs(keys, hparams)
-        return [self._init(k, data, h) for k, h in self.groups(keys, hparams)]
+        return [self._init(k, data, h) for k, h in self.groups(keys, hparams, num_seeds)]
 
     def epoch(self, state, data: VFLData):
         """One epoch of a seed group's state with the compiled strategy (after `fit` or
@@ -226,18 +241,20 @@ class Runner:
         data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, first_key(keys))
+        seeds_per_point = keys.shape[0]
         keys, hparams = self.runs(keys, hparams)           # raw key data from here on
-        num_seeds, epochs = keys.shape[0], self.config.epochs
+        epochs = self.config.epochs
         checkpoints = None
         if checkpoint_dir is not None:
             from ladsg_jax.checkpoint import EpochCheckpoints, run_identity
             checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
                 self.config, data.name, keys, hparams))
         label = progress if isinstance(progress, str) else data.name
-        bar = tqdm(total=epochs * (1 if self.seeds == "vmap" else num_seeds), desc=label,
-                   unit="epoch", disable=not progress, leave=False)
+        groups = self.groups(keys, hparams, seeds_per_point)
+        bar = tqdm(total=epochs * len(groups), desc=label, unit="epoch", disable=not progress,
+                   leave=False)
         results = []
-        for g, (group_keys, group_hparams) in enumerate(self.groups(keys, hparams)):
+        for g, (group_keys, group_hparams) in enumerate(groups):
             state = self._init(group_keys, data, group_hparams)
             history, wires, done = [], [], 0
             restored = checkpoints.restore(g, state) if checkpoints else None
@@ -265,48 +282,21 @@ class Runner:
         if checkpoints:
             checkpoints.close()
         if self.seeds == "vmap":
-            return results[0]
+            return results[0] if len(results) == 1 else concatenate_runs(results)
         return stack_runs(results)
-
-
-def first_key(keys: jax.Array) -> jax.Array:
-    """`keys[0]`, taken on the host (no program compiled per number of keys)."""
-    return jax.random.wrap_key_data(np.asarray(jax.random.key_data(keys))[0],
-                                    impl=str(jax.random.key_impl(keys)))
-
-
-def with_key(fn: Callable, impl: str) -> Callable:
-    """`fn(key, ...)` taking the key's raw data instead (wrapped inside the trace)."""
-    return lambda key_data, *args: fn(jax.random.wrap_key_data(key_data, impl=impl), *args)
-
-
-def model_config(config: TrainConfig) -> TrainConfig:
-    """`config` less what the model's initialization does not read (the defense, the epochs,
-    the wire record; the learning rate is an argument): the key of `shared_model_init`."""
-    return config.replace(defense=Defense(), epochs=1, record_wire="none", learning_rate=1.0)
-
-
-@functools.lru_cache(maxsize=16)
-def shared_model_init(config: TrainConfig, vmapped: bool, impl: str) -> Callable:
-    """The jitted `init_model` of `model_config(config)`, one per configuration, so that runs
-    of every defense (and every learning rate) with the same model share one compiled
-    initialization (a bounded memo of compiled programs, as JAX's own caches; nothing in it
-    changes a result)."""
-    init_model = with_key(make_trainer(config).init_model, impl)
-    return jax.jit(jax.vmap(init_model, in_axes=(0, None, 0)) if vmapped else init_model)
-
-
-def stack_hparams(points: list) -> dict:
-    """G hyperparameter pytrees (as `default_hparams` makes them) stacked on a leading grid
-    axis, as `Runner.fit(..., hparams=...)` takes them."""
-    return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, np.float32) for x in leaves]),
-                        *points)
 
 
 @jax.jit
 def stack_runs(results: list) -> Result:
     """Sequential runs stacked along a leading seed axis, in one compiled program."""
     return jax.tree.map(lambda *r: jnp.stack(r), *results)
+
+
+@jax.jit
+def concatenate_runs(results: list) -> Result:
+    """Groups of vmapped runs (each leading with its runs) joined along that axis, in one
+    compiled program (the grid strategy "sequential" with vmapped seeds)."""
+    return jax.tree.map(lambda *r: jnp.concatenate(r), *results)
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:

@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ladsg_jax.chunks import map_in_chunks
@@ -207,6 +208,13 @@ def default_hparams(config: TrainConfig) -> dict:
     `vmap`) to `train`/`init` to run other values with the same compiled program."""
     return {"learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
             "defense": config.defense.hparams()}
+
+
+def stack_hparams(points: list) -> dict:
+    """G hyperparameter pytrees (as `default_hparams` makes them) stacked on a leading grid
+    axis, as `Runner.fit(..., hparams=...)` takes them."""
+    return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, np.float32) for x in leaves]),
+                        *points)
 
 
 def result_from_history(state: TrainState, history: dict, wire) -> Result:
