@@ -31,7 +31,7 @@ def grid_fit(config, data, points, seeds):
 
 
 def test_a_grid_over_rho_equals_the_separate_runs_and_compiles_as_one_setting(synthetic):
-    points = grid_points("ladsg", {"teacher_epochs": 1}, {"rho": RHOS})
+    points = grid_points("ladsg", {"stages": "sg"}, {"rho": RHOS})     # ρ is substitution's
     config = SMALL.replace(defense=points[0].defense, epochs=1)
     # each counted model is new to the process (its initialization is compiled once per model
     # and shared across defenses); a third one first takes the process's one-time compilations
