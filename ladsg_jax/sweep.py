@@ -135,8 +135,9 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
     settings = settings or AttackSettings()
     records = [{"values": p.values, "attacks": {}} for p in points]
     start = time.perf_counter()
+    groups = static_groups(config, points)
     with count_compilations() as compiles:
-        for base, members in static_groups(config, points):
+        for base, members in groups:
             for setting, names in attack_settings_groups(attacks, base, data.num_classes):
                 setting_config = base.replace(**setting)
                 grid = stack_hparams([default_hparams(point_config(setting_config, points[i]))
@@ -164,4 +165,4 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
             "num_seeds": num_seeds, "seed": seed,
             "timing": {"wall_s": time.perf_counter() - start, "compilations": compiles.count,
                        "compile_s": compiles.seconds,
-                       "static_groups": len(static_groups(config, points))}}
+                       "static_groups": len(groups)}}

@@ -163,8 +163,7 @@ def make_device_step(model: VFLModel, optimizers, defense: Defense,
     """The per-device body `(state, shard) -> (state, metrics, messages)` of the data-parallel
     steps, to run under a map that binds `axis_name` (see the module docstring): `vfl/step.py`'s
     step with its reduction over `axis_name`. `shard.index` must hold the shard's positions in
-    the training set."""
-    check_parallel_defense(defense)
+    the training set. `cut_policy_for` refuses a defense that needs the whole batch."""
     reduction = Reduction(axis_name=axis_name,
                           batch_norm=functools.partial(synced_batch_norm, axis_name),
                           varying=functools.partial(varying, axis_name=axis_name),
