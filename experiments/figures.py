@@ -10,7 +10,8 @@ GPU; prepare them first with `ladsg-jax data prepare NAME`).
     python experiments/figures.py all --size smoke
 
 Each experiment's settings are `experiments/configs/<experiment>.json` (`--config` takes
-another file of the same form). Results go to `runs/<experiment>/<size>/`: `results.json`
+another file of the same form, which may name the defenses and attacks of `--plugin` files,
+with their registry labels in the figures). Results go to `runs/<experiment>/<size>/`: `results.json`
 (every record, rewritten atomically after each one), `results.csv`, `results.md` (the table
 behind the figure) and `<experiment>.png`. Every number is mean ± std over the seeds, run by
 the seeds strategy `auto` picks (one vmapped call on a GPU); DCS (VFLAIR) sits beside each
@@ -34,11 +35,13 @@ from tqdm.auto import tqdm
 from ladsg_jax import plots
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
                                     defense_rows)
+from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
 from ladsg_jax.errors import ConfigError, one_of
 from ladsg_jax.models import apply_stateful
+from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
 from ladsg_jax.results import (read_records, summary, write_csv_atomic, write_json_atomic,
                                write_text_atomic)
@@ -48,8 +51,11 @@ from ladsg_jax.vfl.runner import Runner, seed_keys
 EXPERIMENTS = ("effectiveness", "tradeoff", "cost", "ablation", "tsne")
 SIZES = ("smoke", "paper")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-ATTACK_LABELS = {"passive_mc": "passive MC", "active_mc": "active MC", "direct": "direct",
-                 "direct_argmin": "direct (argmin)", "direct_averaged": "direct (averaged)"}
+
+
+def attack_label(name: str) -> str:
+    """An attack's name in the figures and tables: its registry label."""
+    return ATTACKS[name].label if name in ATTACKS else name
 
 
 def load_config(experiment: str, size: str, path: str | None = None) -> dict:
@@ -159,7 +165,7 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
         mine = [r for r in rows if r["dataset"] == dataset]
         lines += [f"### {dataset} ({mine[0]['seeds']} seeds, mean ± std)", "",
                   "| setting | MP top mlp | MP top none | "
-                  + " | ".join(ATTACK_LABELS.get(a, a) for a in attacks) + " | DCS |",
+                  + " | ".join(attack_label(a) for a in attacks) + " | DCS |",
                   "|---" * (4 + len(attacks)) + "|"]
         for r in mine:
             mp = r["main_task"]
@@ -186,7 +192,7 @@ def attack_panels(rows: list[dict], attacks: list[str]) -> dict:
         for a in attacks:
             if a in r["attacks"]:
                 at = r["attacks"][a]
-                groups.setdefault(ATTACK_LABELS.get(a, a), {})[r["setting"]] = (at["mean"],
+                groups.setdefault(attack_label(a), {})[r["setting"]] = (at["mean"],
                                                                                  at["std"])
     return panels
 
@@ -240,7 +246,7 @@ def tradeoff(cfg: dict, out: str, progress: bool = True) -> str:
         for r in rows:
             at, mp = r["attacks"].get(a), r["main_task"][run]
             if at is not None:
-                curves = panels.setdefault(f"{r['dataset']}: {ATTACK_LABELS.get(a, a)}", {})
+                curves = panels.setdefault(f"{r['dataset']}: {attack_label(a)}", {})
                 curves.setdefault(r["defense"], []).append(
                     (at["mean"], at["std"], mp["mean"], mp["std"], r.get("knob_value")))
     skipped = [f"- {r['dataset']} {r['setting']}: {r['skipped']}" for r in records.records
@@ -406,7 +412,8 @@ RUNNERS = {"effectiveness": effectiveness, "tradeoff": tradeoff, "cost": cost,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     parents=[plugin_parser()])
     parser.add_argument("experiment", choices=EXPERIMENTS + ("all",))
     parser.add_argument("--size", default="smoke", choices=SIZES)
     parser.add_argument("--config", help="a config file of the same form (default "
@@ -416,6 +423,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
     try:
+        load_plugins(args.plugin)
         for name in names:
             cfg = load_config(name, args.size, args.config)
             if args.out:

@@ -10,48 +10,44 @@ raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import ATTACKS, check_fits
+from ladsg_jax.attacks.registry import ATTACKS, attack_groups, check_fits, columns
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.vfl.train import stack_hparams
-from ladsg_jax.vfl.train import default_hparams
-
-# which runs each attack reads: "mlp" and "none" are honest runs with that top model
-ATTACK_GROUPS = {
-    "mlp": ("passive_mc", "raw_mc", "norm_scoring", "direction_scoring", "cluster_embeddings",
-            "cluster_messages"),
-    "none": ("direct", "direct_argmin", "direct_averaged", "inversion", "inversion_head"),
-    "malicious": ("active_mc",),
-}
-COLUMNS = (("direct", "direct"), ("direct_argmin", "argmin"),
-           ("direct_averaged", "avg-argmin"), ("passive_mc", "passive"),
-           ("active_mc", "active"), ("raw_mc", "raw"), ("norm_scoring", "norm"),
-           ("direction_scoring", "direction"), ("cluster_embeddings", "clust-emb"),
-           ("cluster_messages", "clust-msg"), ("inversion", "invert"),
-           ("inversion_head", "invert+head"))
-
+from ladsg_jax.session import config_record
+from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
 class AttackContexts:
-    """Per data set, loaded once: the data, the attacker's settings (DESIGN §7's known labels)
-    and an `AttackRunner` whose compiled attacks every row of that data set reuses."""
+    """Per data set, loaded once: the data (`load(name)`), the attacker's settings
+    (`settings(data)`; default DESIGN §7's known labels) and an `AttackRunner` whose compiled
+    attacks every row of that data set reuses, for the preset with `overrides` (the rows'
+    config changes)."""
 
-    def __init__(self):
-        self._loaded = {}
+    def __init__(self, load: Callable[[str], VFLData] = load,
+                 settings: Callable[[VFLData], AttackSettings] | None = None,
+                 overrides: dict | None = None):
+        self._load, self._settings, self._loaded = load, settings or default_settings, {}
+        self.overrides = dict(overrides or {})
 
     def __call__(self, dataset: str) -> tuple[VFLData, AttackSettings, AttackRunner]:
         if dataset not in self._loaded:
-            data = load(dataset)
-            settings = AttackSettings(known_labels=known_labels_for(dataset, data.num_classes))
+            data = self._load(dataset)
+            settings = self._settings(data)
             self._loaded[dataset] = (data, settings,
-                                     AttackRunner(preset_config(dataset), data, settings))
+                                     AttackRunner(preset_config(dataset, **self.overrides),
+                                                  data, settings))
         return self._loaded[dataset]
+
+
+def default_settings(data: VFLData) -> AttackSettings:
+    return AttackSettings(known_labels=known_labels_for(data.name, data.num_classes))
 
 
 def defense_row(data: VFLData, defense: Defense, label: str, seeds: int,
@@ -77,9 +73,8 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
     rows = [{"dataset": data.name, "setting": label, "defense": repr(point), "seeds": seeds,
              "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
             for label, point in zip(labels, points)]
-    for group, names in ATTACK_GROUPS.items():
-        names = [n for n in names if not (ATTACKS[n].binary_only and data.num_classes != 2)
-                 and (attacks is None or n in attacks)]
+    for group, names in attack_groups(data.num_classes).items():
+        names = [n for n in names if attacks is None or n in attacks]
         if not names:
             continue
         config = preset_config(data.name, top_model="none" if group == "none" else "mlp",
@@ -89,7 +84,8 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
         reports = attack_grid(config, data, names, seeds, seed, settings=settings,
                               attack_runner=runner, checkpoint_dir=checkpoint_dir and
                               os.path.join(checkpoint_dir, group), hparams=grid)
-        for row, report in zip(rows, reports):
+        for row, report, point in zip(rows, reports, points):
+            row.setdefault("configs", {})[group] = config_record(config.replace(defense=point))
             if group == "malicious":
                 row["main_task"]["malicious"] = report["main_task_malicious"]
             else:
@@ -157,8 +153,8 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
         if order:
             mine.sort(key=lambda r: order.index(r["setting"]) if r["setting"] in order
                       else len(order))
-        names = [n for n, _ in COLUMNS if n in mine[0]["attacks"]]
-        labels = dict(COLUMNS)
+        names = [n for n, _ in columns() if n in mine[0]["attacks"]]
+        labels = dict(columns())
         out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std, then reduction vs "
                    "none / excess over raw)\n")
         out.append("| setting | MP top mlp | MP top none | "
@@ -180,3 +176,22 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                        + " | ".join(cells) + f" | {r.get('dcs', float('nan')):.3f} |")
         out.append("")
     return "\n".join(out)
+
+
+def cell(record: dict | None) -> str:
+    return "n/a" if record is None else f"{record['mean']:.2f}±{record['std']:.2f}"
+
+
+def terminal_table(rows: list[dict], width: int = 12) -> str:
+    """The rows as one fixed-width table (what `ladsg-jax demo` prints): data set, setting,
+    MP (top model mlp), then every attack's mean ± std in table order."""
+    label_width = max(8, *(len(r["setting"]) + 1 for r in rows))
+    header = f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}" + "".join(
+        f"{label:>{width}}" for _, label in columns())
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        mp = row["main_task"].get("top_mlp")
+        lines.append(f"{row['dataset']:<14}{row['setting']:<{label_width}}{cell(mp):>{width}}"
+                     + "".join(f"{cell(row['attacks'].get(name)):>{width}}"
+                               for name, _ in columns()))
+    return "\n".join(lines)

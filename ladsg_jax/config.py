@@ -21,22 +21,42 @@ WIRE_RECORDS = ("none", "last", "all")
 class TrainConfig:
     """Everything that fixes a VFL training run except the data and the PRNG key.
 
-    Hashable, so one config compiles once. `embed_dim=None` makes every bottom output
-    `num_classes` wide (Fu et al.'s setting, required with `top_model="none"`).
-    `loop` and `seeds` choose the execution strategy (DESIGN §8); every strategy gives the
-    same numbers. `grid` says how the points of a hyperparameter grid run: "vmap" all together
-    with the seeds in one vmapped call, "sequential" one point after another through the same
-    compiled program (each point's seeds as `seeds` says: its numbers then equal its separate
-    run's exactly), "auto" as the seeds run (vmap where `seeds` resolves to vmap). `record_wire` keeps the messages the passive parties received: "none",
-    the "last" epoch's, or "all" epochs' (what the attacks read). `parallel` "pmap" or
-    "shard_map" splits every batch over the devices (of all processes) with the same numbers
-    as one device (`ladsg_jax/vfl/parallel.py`); it runs a jitted step per batch and seeds in
-    sequence. The learning rate is
-    multiplied by `lr_decay` at the start of each epoch in `lr_decay_epochs` (Fu et al.'s CIFAR
-    setting: 0.1 at epochs 50 and 85). `vocab_size` is the token-id range of the token bottoms
-    ('hashed_mlp', 'text'); it must cover the data set's. `conv_gradients` says how the
-    convolutional bottoms differentiate: "xla", "fast" (`models/fast_conv.py`, the same numbers,
-    faster on XLA:CPU) or "auto" (fast on the CPU only).
+    Hashable, so one config compiles once; every execution strategy (`loop`, `seeds`, `grid`,
+    DESIGN §8) gives the same numbers. The command line's training flags are made from these
+    fields and the lines below (`ladsg_jax.flags`).
+
+    Attributes:
+        num_parties: number of parties K; the last one is the active party.
+        bottom: bottom model of every party (`ladsg_jax.models.BOTTOMS`).
+        bottom_hidden: bottom hidden widths (cnn: channels).
+        embed_dim: bottom output width; None makes it num_classes wide (Fu et al.'s
+            setting, required with top_model none).
+        top_model: mlp, or none (the logits are the sum of the parties' outputs).
+        top_hidden: top model hidden widths.
+        optimizer: sgd or adam.
+        learning_rate: the parties' learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        lr_decay_epochs: epochs at whose start the learning rate is multiplied by lr_decay
+            (Fu et al.'s CIFAR setting: 50 85).
+        lr_decay: step-decay factor.
+        vocab_size: token-id range of the token bottoms (hashed_mlp, text); must cover the
+            data set's.
+        batch_size: training batch size.
+        epochs: training epochs.
+        eval_batch_size: rows per forward pass when evaluating.
+        loop: auto, scan (an epoch is one lax.scan) or step (a jitted step per batch).
+        seeds: auto, vmap or sequential: how the seeds of a run are trained.
+        grid: auto, vmap or sequential: how the points of a hyperparameter grid run (auto:
+            vmapped wherever the seeds are; sequential gives each point its separate run's
+            numbers bit for bit).
+        parallel: none, pmap or shard_map: split every batch over the devices (of every
+            process), the same numbers as one device (`vfl/parallel.py`).
+        conv_gradients: auto, xla or fast: how convolutional bottoms differentiate (fast,
+            `models/fast_conv.py`: the same numbers, faster on XLA:CPU; auto: fast on the CPU).
+        record_wire: none, last or all: which epochs' messages to the passive parties are kept
+            (what the attacks read).
+        defense: the defense (`ladsg_jax.defenses`).
     """
 
     num_parties: int = 2

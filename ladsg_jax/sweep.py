@@ -119,8 +119,8 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
               seed: int = 0, attacks: list[str] | None = None, settings=None,
               progress: bool | str = False) -> dict:
     """Trains every (point, seed) and, with `attacks`, scores each attack per point and seed,
-    each attack in its own setting (`attack_table.ATTACK_GROUPS`: the direct attacks with
-    `top_model none`, active completion with the malicious optimizer). Returns the JSON
+    each attack in its own setting (`attack_table.attack_settings_groups`: the direct attacks
+    with `top_model none`, active completion with the malicious optimizer). Returns the JSON
     record: `grid` (per point: its values; `main_task`, the main-task accuracy per seed of the
     first setting trained, the config's own unless every attack needs the sum-top one;
     `main_task_by_setting`; each attack per seed with the setting it ran in) and `timing`

@@ -95,6 +95,28 @@ def test_attacks_that_do_not_fit_the_setting_are_named():
         check_fits("direct", "mlp", 10)
     with pytest.raises(ConfigError, match="norm_scoring scores messages for a binary task"):
         check_fits("norm_scoring", "mlp", 10)
-    with pytest.raises(ConfigError, match="attack: unknown value 'guess'; allowed: .*hybrid"):
+    with pytest.raises(ConfigError, match="attack: unknown value 'guess'; allowed: active_mc, .*raw_mc"):
         check_fits("guess", "mlp", 10)
     check_fits("passive_mc", "mlp", 10)
+
+
+def test_an_attack_sees_only_what_it_declares_it_reads():
+    from ladsg_jax.attacks.view import AttackerView
+    from ladsg_jax.vfl.train import WireRecord
+
+    indices = jnp.arange(3 * 2 * 4).reshape(3, 2, 4)           # 3 epochs, 2 batches of 4
+    mine, theirs = jnp.ones((3, 2, 4, 5)), jnp.zeros((3, 2, 4, 5))
+    view = AttackerView(bottom_params={"w": jnp.ones(2)}, bottom_stats={},
+                        train_x=jnp.ones((8, 2)), test_x=jnp.ones((4, 2)),
+                        wire=WireRecord(indices, (mine * jnp.arange(3.0)[:, None, None, None],
+                                                  theirs)),
+                        known_idx=jnp.array([0, 1]), known_y=jnp.array([1, 0]))
+    last = view.restricted(("wire_last",))
+    assert last.train_x is None and last.bottom_params is None and last.known_y is None
+    assert len(last.wire.messages) == 1                       # party 0's messages only
+    assert last.wire.messages[0].shape == (1, 2, 4, 5) and float(last.wire.messages[0].max()) == 2
+    np.testing.assert_array_equal(last.wire.indices, indices[-1:])
+    every = view.restricted(("wire_all", "known_labels", "features"))
+    assert every.wire.messages[0].shape == (3, 2, 4, 5) and every.bottom_params is None
+    np.testing.assert_array_equal(every.known_y, [1, 0])
+    assert view.restricted(("bottom",)).wire is None

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ladsg_jax.attacks.completion import MixMatchConfig
-from ladsg_jax.attacks.suite import AttackSettings, hybrid_attacks, run_attacks
+from ladsg_jax.attacks.registry import hybrid_attacks
+from ladsg_jax.attacks.suite import AttackSettings, run_attacks
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
 

@@ -26,7 +26,7 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
 
 
 def test_demo_prints_the_table(tmp_path, capsys):
-    code = main(["demo", "--epochs", "2", "--seeds", "2", "--mc-steps", "20",
+    code = main(["demo", "--epochs", "1", "--seeds", "2", "--mc-steps", "20",
                  "--runs-dir", str(tmp_path), "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
@@ -35,13 +35,15 @@ def test_demo_prints_the_table(tmp_path, capsys):
     assert [line.split()[1] for line in out.splitlines()[2:6]] == ["none", "ladsg"] * 2
     assert "breast_cancer" in out and "digits" in out and "±" in out
     record = json.loads((tmp_path / "demo" / "result.json").read_text())
-    assert [(r["dataset"], r["defense"]) for r in record["rows"]] == [
+    assert [(r["dataset"], r["setting"]) for r in record["records"]] == [
         ("breast_cancer", "none"), ("breast_cancer", "ladsg"), ("digits", "none"),
         ("digits", "ladsg")]
-    digits = record["rows"][2]
+    digits = record["records"][2]
     assert "norm_scoring" not in digits["attacks"]            # binary only: n/a on digits
     assert digits["attacks"]["direct"]["mean"] > 0.9
-    assert digits["runs"]["none"]["config"]["top_model"] == "none"
+    assert digits["configs"]["none"]["top_model"] == "none"
+    assert digits["configs"]["mlp"]["epochs"] == 1
+    assert set(digits["main_task"]) == {"top_none", "top_mlp", "malicious"}
 
 
 def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):

@@ -8,10 +8,15 @@ observe that both embeddings and gradients cluster by label.
 """
 from __future__ import annotations
 
+import jax
 import numpy as np
 from sklearn.cluster import KMeans
 
+from ladsg_jax import metrics
+from ladsg_jax.attacks.view import mean_messages_per_sample
+from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.errors import ConfigError
+from ladsg_jax.models import apply_stateful
 
 
 def standardize(features) -> np.ndarray:
@@ -84,3 +89,32 @@ def cluster_attack(features, known_indices, known_labels, num_classes: int,
     classes = map_clusters_to_classes(cluster_ids, kmeans.cluster_centers_, features,
                                       known_indices, known_labels, num_classes)
     return classes[cluster_ids]
+
+
+def cluster_rows(runner, view, features, seen) -> dict:
+    """Top-1 of `cluster_attack` on the rows of `features` that were `seen`."""
+    train_y = np.asarray(runner.data.train_y)
+    rows = np.flatnonzero(seen)
+    position = np.full(train_y.shape[0], -1)
+    position[rows] = np.arange(rows.size)
+    known = np.asarray(view.known_idx)
+    keep = position[known] >= 0
+    predicted = cluster_attack(features[rows], position[known[keep]],
+                               np.asarray(view.known_y)[keep], runner.data.num_classes)
+    return {"score": metrics.top1_accuracy(predicted, train_y[rows])}
+
+
+def run_embeddings(runner, view, key):
+    """k-means of the attacker's own embeddings of its training features."""
+    embed = runner.cached("embed", lambda: jax.jit(lambda p, s, x: map_in_chunks(
+        lambda c: apply_stateful(runner.bottom, p, s, c, False)[0], x,
+        runner.config.eval_batch_size)))
+    features = np.asarray(embed(view.bottom_params, view.bottom_stats, view.train_x))
+    return cluster_rows(runner, view, features, np.ones(features.shape[0], bool))
+
+
+def run_messages(runner, view, key):
+    """k-means of each sample's received message directions averaged over the epochs."""
+    features, seen = mean_messages_per_sample(view.wire, runner.data.train_y.shape[0],
+                                              unit=True)
+    return cluster_rows(runner, view, np.asarray(features), np.asarray(seen))

@@ -22,8 +22,10 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from ladsg_jax import metrics
 from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.errors import require
 from ladsg_jax.models import apply_stateful, split_variables
@@ -44,7 +46,19 @@ class InferenceHead(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class MixMatchConfig:
-    """MixMatch's knobs, with Fu et al.'s values as defaults."""
+    """MixMatch's knobs, with Fu et al.'s values as defaults.
+
+    Attributes:
+        steps: MixMatch fine-tuning steps of model completion.
+        batch_size: labelled and unlabelled samples per step.
+        temperature: sharpening temperature T.
+        alpha: mixup's Beta(α, α).
+        lambda_u: weight of the unlabelled loss after the ramp-up.
+        learning_rate: Adam's rate.
+        ema_decay: decay of the parameters' moving average used to predict.
+        finetune_bottom: also train the bottom (default: the head only, as Fu et al.'s
+            released code runs).
+    """
 
     steps: int = 2000
     batch_size: int = 32
@@ -160,3 +174,44 @@ def make_model_completion(bottom: nn.Module, num_classes: int, config: MixMatchC
                                                train=False)[0], x, PREDICT_CHUNK)
 
     return complete, predict
+
+
+def completion_scores(runner, predict, variables, view) -> dict:
+    """The completed model's main-task score on the test split (and on the training split)."""
+    data = runner.data
+    metric, test_score = metrics.main_score(predict(variables, view.test_x),
+                                            np.asarray(data.test_y), data.num_classes)
+    _, train_score = metrics.main_score(predict(variables, view.train_x),
+                                        np.asarray(data.train_y), data.num_classes)
+    return {"metric": metric, "score": test_score, "train_score": train_score}
+
+
+def compiled_completion(runner, finetune_bottom: bool | None = None):
+    """`make_model_completion` of the runner's bottom, jitted once per runner; with
+    `finetune_bottom` set, the settings' MixMatch with that choice."""
+    config = runner.settings.mixmatch
+    if finetune_bottom is not None:
+        config = dataclasses.replace(config, finetune_bottom=finetune_bottom)
+    def build():
+        complete, predict = make_model_completion(runner.bottom, runner.data.num_classes,
+                                                  config)
+        return jax.jit(complete), jax.jit(predict)
+    return runner.cached(f"completion_{finetune_bottom}", build)
+
+
+def run_completion(runner, view, key):
+    """Model completion of the attacker's trained bottom (passive; active when the run is
+    the malicious one)."""
+    complete, predict = compiled_completion(runner)
+    variables = complete(key, view.bottom_params, view.bottom_stats, view.train_x,
+                         view.known_idx, view.known_y)
+    return completion_scores(runner, predict, variables, view)
+
+
+def run_raw(runner, view, key):
+    """The raw-feature floor: a fresh bottom fine-tuned the same way on the attacker's
+    features alone, head and bottom."""
+    complete, predict = compiled_completion(runner, finetune_bottom=True)
+    fresh, fresh_stats = split_variables(runner.bottom.init(key, view.train_x[:2]))
+    variables = complete(key, fresh, fresh_stats, view.train_x, view.known_idx, view.known_y)
+    return completion_scores(runner, predict, variables, view)

@@ -1,66 +1,86 @@
-"""The attacks by name, and what setting each needs (DESIGN §4)."""
+"""The attacks by name (DESIGN §4): one `Attack` entry each, in table order.
+
+An entry carries the attack's run function (in the attack's own file), what it reads, its
+metric, the setting it needs and its table group and column; the suite, the tables, the demo
+and the figures loop over `ATTACKS`. Plugins add entries with `register_attack`
+(`ladsg_jax.plugins`).
+"""
 from __future__ import annotations
 
-import dataclasses
-
+from ladsg_jax.attacks import clustering, completion, direct, inversion, scoring
+from ladsg_jax.attacks.base import GROUPS, Attack
 from ladsg_jax.errors import ConfigError, unknown
 
+WIRE = ("wire_last",)
+KNOWN = ("known_labels",)
 
-@dataclasses.dataclass(frozen=True)
-class AttackSpec:
-    """What an attack reads and where it applies.
-
-    `training`: "honest" (reads an honest run), "malicious" (the attacker trained with the
-    malicious optimizer), or "none" (a baseline that reads no VFL signal). `needs_sum_top`: only
-    with `top_model="none"`; `binary_only`: only for two classes.
-    """
-
-    name: str
-    description: str
-    metric: str                 # "top1" | "auc" | "completion" (top1 / F1 / top5 by classes)
-    training: str = "honest"
-    needs_sum_top: bool = False
-    binary_only: bool = False
-
-
-ATTACKS = {spec.name: spec for spec in (
-    AttackSpec("direct", "direct label inference: first negative entry of each message (Fu et "
-                         "al. 2022)", "top1", needs_sum_top=True),
-    AttackSpec("direct_argmin", "direct label inference: argmin of each message", "top1",
-               needs_sum_top=True),
-    AttackSpec("direct_averaged", "adaptive direct inference: argmin of each sample's messages "
-                                  "averaged over the epochs (random substitutions cancel)",
-               "top1", needs_sum_top=True),
-    AttackSpec("passive_mc", "passive model completion with MixMatch (Fu et al. 2022)",
-               "completion"),
-    AttackSpec("active_mc", "active model completion: malicious SGD during training, then "
-                            "MixMatch (Fu et al. 2022)", "completion", training="malicious"),
-    AttackSpec("raw_mc", "baseline: a fresh bottom fine-tuned the same way on the attacker's "
-                         "raw features (no VFL signal; AP_raw of DESIGN §6)", "completion",
-               training="none"),
-    AttackSpec("norm_scoring", "norm scoring of messages (Li et al. 2022)", "auc",
-               binary_only=True),
-    AttackSpec("direction_scoring", "direction scoring against a known positive's message "
-                                    "(Li et al. 2022)", "auc", binary_only=True),
-    AttackSpec("cluster_embeddings", "k-means of the attacker's embeddings, matched with known "
-                                     "labels (after Sun et al. 2022)", "top1"),
-    AttackSpec("cluster_messages", "k-means of the received messages, matched with known "
-                                   "labels (after Sun et al. 2022)", "top1"),
-    AttackSpec("inversion", "batch label reconstruction by gradient inversion, no dummy head "
-                            "(Liu et al. 2021)", "top1"),
-    AttackSpec("inversion_head", "batch label reconstruction by gradient inversion with a "
-                                 "dummy linear head (Liu et al. 2021)", "top1"),
+ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
+    Attack("direct", "direct label inference: first negative entry of each message (Fu et "
+                     "al. 2022)", direct.run_first_negative, "top1", WIRE, top_model="none",
+           group="none"),
+    Attack("direct_argmin", "direct label inference: argmin of each message",
+           direct.run_argmin, "top1", WIRE, top_model="none", group="none", column="argmin",
+           label="direct (argmin)"),
+    Attack("direct_averaged", "adaptive direct inference: argmin of each sample's messages "
+                              "averaged over the epochs (random substitutions cancel)",
+           direct.run_averaged, "top1", ("wire_all",), top_model="none", group="none",
+           column="avg-argmin", label="direct (averaged)"),
+    Attack("passive_mc", "passive model completion with MixMatch (Fu et al. 2022)",
+           completion.run_completion, "completion", ("features", "bottom") + KNOWN,
+           column="passive", label="passive MC"),
+    Attack("active_mc", "active model completion: malicious SGD during training, then "
+                        "MixMatch (Fu et al. 2022)", completion.run_completion, "completion",
+           ("features", "bottom") + KNOWN, training="malicious", group="malicious",
+           column="active", label="active MC"),
+    Attack("raw_mc", "baseline: a fresh bottom fine-tuned the same way on the attacker's "
+                     "raw features (no VFL signal; AP_raw of DESIGN §6)", completion.run_raw,
+           "completion", ("features",) + KNOWN, training="none", column="raw",
+           label="raw features"),
+    Attack("norm_scoring", "norm scoring of messages (Li et al. 2022)", scoring.run_norm, "auc",
+           ("wire_all",) + KNOWN, binary_only=True, column="norm", label="norm scoring"),
+    Attack("direction_scoring", "direction scoring against a known positive's message "
+                                "(Li et al. 2022)", scoring.run_direction, "auc",
+           ("wire_all",) + KNOWN, binary_only=True, column="direction",
+           label="direction scoring"),
+    Attack("cluster_embeddings", "k-means of the attacker's embeddings, matched with known "
+                                 "labels (after Sun et al. 2022)", clustering.run_embeddings,
+           "top1", ("features", "bottom") + KNOWN, column="clust-emb"),
+    Attack("cluster_messages", "k-means of the received messages, matched with known "
+                               "labels (after Sun et al. 2022)", clustering.run_messages,
+           "top1", ("wire_all",) + KNOWN, column="clust-msg"),
+    Attack("inversion", "batch label reconstruction by gradient inversion, no dummy head "
+                        "(Liu et al. 2021)", inversion.run_inversion, "top1",
+           ("features", "bottom") + WIRE, group="none", column="invert"),
+    Attack("inversion_head", "batch label reconstruction by gradient inversion with a "
+                             "dummy linear head (Liu et al. 2021)", inversion.run_inversion_head,
+           "top1", ("features", "bottom") + WIRE, group="none", column="invert+head"),
 )}
-
-# `hybrid` is not an attack of its own: the active attack's training followed by every
-# post-training attack on that run.
-POST_TRAINING = tuple(name for name, spec in ATTACKS.items() if spec.training == "honest")
+HYBRID = "hybrid"    # not an attack: the active attack's training, then every attack on it
 
 
-def attack_spec(name: str) -> AttackSpec:
+def register_attack(attack: Attack, source: str = "") -> None:
+    """Adds `attack` to the registry; the same value again is a no-op, another value under a
+    registered name a `ConfigError` naming `source`."""
+    where = f" ({source})" if source else ""
+    if not isinstance(attack, Attack):
+        raise ConfigError("plugin", f"{source or 'attack'}: expected a ladsg_jax.attacks.base."
+                                    f"Attack, got {type(attack).__name__}")
+    if attack.name == HYBRID or ATTACKS.get(attack.name, attack) is not attack:
+        raise ConfigError("plugin", f"{source or attack.name}: attack name {attack.name!r} "
+                                    f"is already registered{where}")
+    ATTACKS[attack.name] = attack
+
+
+def attack_spec(name: str) -> Attack:
     if name not in ATTACKS:
-        raise unknown("attack", name, [*ATTACKS, "hybrid"])
+        raise unknown("attack", name, ATTACKS)
     return ATTACKS[name]
+
+
+def fits(attack: Attack, top_model: str, num_classes: int) -> bool:
+    return (not (attack.needs_sum_top and top_model != "none")
+            and not (attack.top_model == "mlp" and top_model == "none")
+            and not (attack.binary_only and num_classes != 2))
 
 
 def check_fits(name: str, top_model: str, num_classes: int) -> None:
@@ -69,6 +89,31 @@ def check_fits(name: str, top_model: str, num_classes: int) -> None:
     if spec.needs_sum_top and top_model != "none":
         raise ConfigError("top_model", f"the {name} attack needs top_model 'none' (the logits "
                                        f"are the sum of the parties' outputs), got {top_model!r}")
+    if spec.top_model == "mlp" and top_model == "none":
+        raise ConfigError("top_model", f"the {name} attack needs a top model (mlp), got "
+                                       "'none'")
     if spec.binary_only and num_classes != 2:
         raise ConfigError("attack", f"{name} scores messages for a binary task; the data set "
                                     f"has {num_classes} classes")
+
+
+def attack_groups(num_classes: int | None = None) -> dict[str, tuple]:
+    """The table's runs and the attacks each is scored with, in registry order; with
+    `num_classes`, only those that fit the data."""
+    return {group: tuple(name for name, a in ATTACKS.items() if a.group == group
+                         and (num_classes is None or not (a.binary_only and num_classes != 2)))
+            for group in GROUPS}
+
+
+def columns() -> tuple[tuple[str, str], ...]:
+    """(attack name, column heading) of every attack, in table order."""
+    return tuple((name, attack.column) for name, attack in ATTACKS.items())
+
+
+def hybrid_attacks(top_model: str, num_classes: int) -> list[str]:
+    """What a hybrid run scores: active model completion, the raw floor and every
+    post-training attack that fits the setting, all on the run with the malicious optimizer."""
+    names = [n for n, a in ATTACKS.items() if a.training in ("malicious", "none")]
+    names += [n for n, a in ATTACKS.items() if a.training == "honest" and a.group != "malicious"
+              and n != "passive_mc" and fits(a, top_model, num_classes)]
+    return names

@@ -10,6 +10,9 @@ with leak AUC (`ladsg_jax.metrics.leak_auc` / `batched_leak_auc`). Pure jax.nump
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
+
+from ladsg_jax import metrics
 
 EPSILON = 1e-12
 
@@ -39,3 +42,50 @@ def direction_scores(messages, reference_mask):
     is_reference = jnp.arange(messages.shape[1])[None, :] == first[:, None]
     valid = has_reference[:, None] & ~is_reference
     return scores, valid
+
+
+def scored_batches(runner, view):
+    """The batches of the last `settings.scoring_epochs` epochs: indices (n, B), party 0's
+    messages (n, B, d) and the true labels (n, B), for scoring only."""
+    first = -runner.settings.scoring_epochs
+    indices = np.asarray(view.wire.indices[first:])
+    indices = indices.reshape(-1, indices.shape[-1])
+    messages = view.wire.messages[0][first:].reshape(indices.shape + (-1,))
+    return indices, messages, np.asarray(runner.data.train_y)[indices]
+
+
+def norm_orientation(norms, indices, known_idx, known_y) -> float:
+    """+1 or −1: the sign that makes the attacker's own known samples score as positives.
+
+    Li et al.'s norm score points at the positive class only when that class is the rarer
+    one; the attacker orients it with the leak AUC of the messages of its few known samples
+    (+1 when those do not tell).
+    """
+    label_of = np.full(int(indices.max()) + 1, -1)
+    known_idx = np.asarray(known_idx)
+    in_range = known_idx < label_of.size
+    label_of[known_idx[in_range]] = np.asarray(known_y)[in_range]
+    labels = label_of[indices.ravel()]
+    known = labels >= 0
+    if len(set(labels[known].tolist())) < 2:
+        return 1.0
+    return 1.0 if metrics.leak_auc(norms.ravel()[known], labels[known]) >= 0.5 else -1.0
+
+
+def run_norm(runner, view, key):
+    """Leak AUC of the oriented message norms, per batch."""
+    indices, messages, labels = scored_batches(runner, view)
+    norms = np.asarray(norm_scores(messages))
+    orientation = norm_orientation(norms, indices, np.asarray(view.known_idx),
+                                   np.asarray(view.known_y))
+    return {"score": metrics.batched_leak_auc(orientation * norms, labels)}
+
+
+def run_direction(runner, view, key):
+    """Leak AUC of the cosine with a known positive's message in the same batch."""
+    indices, messages, labels = scored_batches(runner, view)
+    known = np.zeros(runner.data.train_y.shape[0], bool)
+    known[np.asarray(view.known_idx)[np.asarray(view.known_y) == 1]] = True
+    scores, valid = direction_scores(messages, jnp.asarray(known[indices]))
+    return {"score": metrics.batched_leak_auc(np.asarray(scores), labels,
+                                              mask=np.asarray(valid))}

@@ -28,6 +28,41 @@ DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
     MaxNorm, Marvell, KDk, FLSG, CAE, DCAE, DistanceCorrelation, LabelDP)}
 
 
+def register_defense(cls, source: str = "") -> None:
+    """Adds the `Defense` subclass `cls` to the registry under `cls.name`, after checking it
+    has what the registry needs; the same class again is a no-op, another class under a
+    registered name a `ConfigError` naming `source`."""
+    who = source or getattr(cls, "__name__", repr(cls))
+    problem = defense_problem(cls)
+    if problem:
+        raise ConfigError("plugin", f"{who}: {problem}")
+    if DEFENSES.get(cls.name, cls) is not cls:
+        raise ConfigError("plugin", f"{who}: defense name {cls.name!r} is already registered")
+    DEFENSES[cls.name] = cls
+
+
+def defense_problem(cls) -> str | None:
+    """What keeps `cls` from being a registrable defense, or None."""
+    if not (isinstance(cls, type) and issubclass(cls, Defense)):
+        return f"expected a subclass of ladsg_jax.defenses.Defense, got {cls!r}"
+    if "name" not in vars(cls) or not isinstance(cls.name, str) or not cls.name.isidentifier():
+        return f"{cls.__name__} needs a class attribute `name` (an identifier) of its own"
+    params = getattr(cls, "__dataclass_params__", None)
+    if "__dataclass_fields__" not in vars(cls) or params is None or not params.frozen:
+        return f"{cls.__name__} must be a @dataclasses.dataclass(frozen=True)"
+    fields = {f.name for f in dataclasses.fields(cls)}
+    missing = [f for f in (*cls.hyper, *([cls.knob] if cls.knob else [])) if f not in fields]
+    if missing:
+        return f"{cls.__name__}: hyper/knob name no field: {', '.join(missing)}"
+    if cls.needs not in NEEDS:
+        return f"{cls.__name__}.needs must be one of {', '.join(NEEDS)}, got {cls.needs!r}"
+    try:
+        cls()
+    except Exception as err:    # noqa: BLE001 - any failure of a plugin's defaults is reported
+        return f"{cls.__name__}() with its defaults fails: {err}"
+    return None
+
+
 def knob_default(cls: type[Defense]):
     """The default value of a defense's strength knob (None when it has no knob)."""
     if cls.knob is None:
@@ -83,6 +118,6 @@ def hyper_fields(name: str) -> tuple:
     return DEFENSES[name].hyper
 
 
-__all__ = ["BATCH_CUT", "Chain", "Defense", "DEFENSES", "LADSG", "LabelAnonymization", "NEEDS",
+__all__ = ["register_defense", "BATCH_CUT", "Chain", "Defense", "DEFENSES", "LADSG", "LabelAnonymization", "NEEDS",
            "NormDetection", "PER_SAMPLE", "SubstituteGradients", "WHOLE_BATCH", "chain",
            "hyper_fields", "knob_default", "make_defense"]

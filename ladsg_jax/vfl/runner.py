@@ -235,7 +235,8 @@ class Runner:
 
         `progress` shows a bar per epoch (a string sets its label). With `checkpoint_dir`, the
         state is checkpointed with orbax after every epoch and a run that was interrupted
-        resumes from its last checkpoint, ending with the same numbers (`ladsg_jax.checkpoint`).
+        resumes from its last checkpoint, ending with the same numbers
+        (`ladsg_jax.vfl.checkpoint`).
         `on_epoch(group, epoch)` is called after each epoch (and its checkpoint).
         """
         data, keys = jax.device_put(data), jnp.asarray(keys)
@@ -246,7 +247,7 @@ class Runner:
         epochs = self.config.epochs
         checkpoints = None
         if checkpoint_dir is not None:
-            from ladsg_jax.checkpoint import EpochCheckpoints, run_identity
+            from ladsg_jax.vfl.checkpoint import EpochCheckpoints, run_identity
             checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
                 self.config, data.name, keys, hparams))
         label = progress if isinstance(progress, str) else data.name

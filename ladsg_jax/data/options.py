@@ -1,0 +1,22 @@
+"""Data set options written `KEY=VALUE` on the command line (`--data-option`, `data prepare
+--option`)."""
+from __future__ import annotations
+
+from ladsg_jax.errors import ConfigError
+
+
+def parse_data_options(items: list[str]) -> dict:
+    """`KEY=VALUE` pairs; values that read as numbers become numbers."""
+    options = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("data-option", f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        options[key] = value
+    return options

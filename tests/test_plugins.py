@@ -1,0 +1,173 @@
+"""Plugins (DESIGN §2): the shipped example through the console script and the defense table,
+an installed package's entry points, and the one-line errors of a bad plugin."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ladsg_jax.attacks.registry import ATTACKS
+from ladsg_jax.cli import main
+from ladsg_jax.defenses import DEFENSES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "plugins", "rotation.py")
+CONSOLE = shutil.which("ladsg-jax", path=os.path.dirname(sys.executable))
+SMALL = ["--dataset", "digits", "--epochs", "1", "--seeds", "1", "--no-progress"]
+
+
+def run(argv, env=None, cwd=None):
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
+
+
+@pytest.fixture()
+def plugin(tmp_path):
+    path = tmp_path / "plugin" / "rotation.py"
+    path.parent.mkdir()
+    shutil.copy(EXAMPLE, path)
+    return str(path)
+
+
+def test_the_example_plugin_attacks_and_sweeps_through_the_console_script(tmp_path, plugin):
+    assert CONSOLE, "the console script `ladsg-jax` is installed beside the interpreter"
+    runs = str(tmp_path / "runs")
+    attack = run([CONSOLE, "attack", "--plugin", plugin, "--defense", "rotation",
+                  "--attack", "message_lr", "direct", "--top-model", "none", *SMALL,
+                  "--runs-dir", runs, "--name", "a"])
+    assert attack.returncode == 0, attack.stderr
+    report = json.loads(open(os.path.join(runs, "a", "result.json")).read())
+    assert report["config"]["defense"] == {"name": "rotation", "seed": 0, "angle": 1.0}
+    scores = report["attacks"]
+    # a rotation turns the first-negative rule off; learning from the known labels undoes it
+    assert scores["direct"]["mean"] < 0.5 and scores["message_lr"]["mean"] > 0.9
+    sweep = run([CONSOLE, "sweep", "--plugin", plugin, "--defense", "rotation",
+                 "--grid", "seed=0,1", "--attack", "message_lr", *SMALL, "--runs-dir", runs,
+                 "--name", "s"])
+    assert sweep.returncode == 0, sweep.stderr
+    grid = json.loads(open(os.path.join(runs, "s", "result.json")).read())["grid"]
+    assert [p["values"] for p in grid] == [{"seed": 0.0}, {"seed": 1.0}]
+    assert all(0.0 <= p["attacks"]["message_lr"]["mean"] <= 1.0 for p in grid)
+    listing = run([CONSOLE, "list", "attacks"], env={"LADSG_JAX_PLUGINS": plugin})
+    assert listing.returncode == 0 and "message_lr" in listing.stdout
+
+
+def test_the_defense_table_runs_a_plugin_row_from_its_config(tmp_path, plugin):
+    config = tmp_path / "plugin" / "table.json"
+    config.write_text(json.dumps({
+        "datasets": ["digits"], "seeds": 1, "plugins": ["rotation.py"],   # beside the config
+        "train": {"epochs": 1}, "attacks": ["message_lr", "direct_argmin"],
+        "settings": {"none": ["none", {}], "rotation 1.0": ["rotation", {"angle": 1.0}]}}))
+    out = tmp_path / "table" / "t.json"
+    done = run([sys.executable, os.path.join(ROOT, "experiments", "defense_table.py"),
+                "--config", str(config), "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["records"]
+    assert [(r["dataset"], r["setting"]) for r in rows] == [("digits", "none"),
+                                                           ("digits", "rotation 1.0")]
+    assert set(rows[1]["attacks"]) == {"message_lr", "direct_argmin"}
+    assert rows[1]["configs"]["none"]["epochs"] == 1
+    assert "msg-lr" in (tmp_path / "table" / "t.md").read_text()
+
+
+def test_an_installed_package_registers_through_its_entry_points(tmp_path):
+    site = tmp_path / "site"
+    (site / "halving").mkdir(parents=True)
+    (site / "halving" / "__init__.py").write_text(textwrap.dedent("""
+        import dataclasses
+        from typing import ClassVar
+
+        from ladsg_jax.attacks.base import Attack
+        from ladsg_jax.attacks.direct import run_argmin
+        from ladsg_jax.defenses import Defense
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Halve(Defense):
+            name: ClassVar[str] = "halve"
+            summary: ClassVar[str] = "every message times a factor"
+            hyper: ClassVar[tuple] = ("factor",)
+            factor: float = 0.5
+
+            def cut(self, hp, g, ctx):
+                return g * hp["factor"]
+
+
+        SECOND_ARGMIN = Attack("second_argmin", "argmin again", run_argmin, "top1",
+                               ("wire_last",), top_model="none", group="none")
+    """))
+    info = site / "halving-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: halving\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[ladsg_jax.defenses]\nhalve = halving:Halve\n\n"
+        "[ladsg_jax.attacks]\nsecond_argmin = halving:SECOND_ARGMIN\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    defenses = run([sys.executable, "-m", "ladsg_jax.cli", "list", "defenses"], env=env)
+    attacks = run([sys.executable, "-m", "ladsg_jax.cli", "list", "attacks"], env=env)
+    assert defenses.returncode == 0 and attacks.returncode == 0, defenses.stderr
+    assert "halve" in defenses.stdout and "second_argmin" in attacks.stdout
+    attack = run([sys.executable, "-m", "ladsg_jax.cli", "attack", "--defense", "halve",
+                  "--defense.factor", "0.25", "--attack", "second_argmin", *SMALL,
+                  "--runs-dir", str(tmp_path / "runs"), "--name", "h"], env=env)
+    assert attack.returncode == 0, attack.stderr
+    assert json.loads((tmp_path / "runs" / "h" / "result.json").read_text())["attacks"][
+        "second_argmin"]["mean"] > 0.9               # scaling keeps the argmin
+
+
+def test_two_plugins_with_one_name_clash_in_one_line(tmp_path, plugin):
+    other = tmp_path / "other" / "rotation.py"
+    other.parent.mkdir()
+    shutil.copy(EXAMPLE, other)
+    done = run([CONSOLE, "list", "defenses", "--plugin", plugin, "--plugin", str(other)])
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"ladsg-jax: error: plugin: {other}: defense name 'rotation' is already registered"]
+
+
+BAD_PLUGINS = {
+    "raises.py": ("import math\nmath.sqrt(-1)\n", "does not import: ValueError: math domain "
+                                                   "error (raises.py:2)"),
+    "empty.py": ("X = 1\n", "defines neither DEFENSES"),
+    "not_a_list.py": ("DEFENSES = 3\n", "DEFENSES must be a list, got int"),
+    "bad_attack.py": ("from ladsg_jax.attacks.base import Attack\nATTACKS = [Attack('x', "
+                      "'', print, 'top1', ('wire_everything',))]\n",
+                      "attack 'x'.reads: unknown value 'wire_everything'; allowed: bottom"),
+    "clash.py": ("from ladsg_jax.attacks.base import Attack\nATTACKS = [Attack('direct', '', "
+                 "print, 'top1', ('wire_last',))]\n",
+                 "attack name 'direct' is already registered"),
+    "no_name.py": ("import dataclasses\nfrom ladsg_jax.defenses import Defense\n"
+                   "@dataclasses.dataclass(frozen=True)\nclass Mine(Defense):\n    pass\n"
+                   "DEFENSES = [Mine]\n", "Mine needs a class attribute `name`"),
+    "half.py": ("import dataclasses\nfrom typing import ClassVar\n"
+                "from ladsg_jax.defenses import Defense\n"
+                "@dataclasses.dataclass(frozen=True)\nclass Mine(Defense):\n"
+                "    name: ClassVar[str] = 'mine'\nDEFENSES = [Mine]\nATTACKS = [Mine]\n",
+                "expected a ladsg_jax.attacks.base.Attack, got type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PLUGINS))
+def test_a_bad_plugin_is_one_line_naming_it_and_exit_2(tmp_path, capsys, name):
+    source, message = BAD_PLUGINS[name]
+    path = tmp_path / name
+    path.write_text(source)
+    before = (dict(DEFENSES), dict(ATTACKS))
+    assert main(["list", "attacks", "--plugin", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith(f"ladsg-jax: error: plugin: {path}: ")
+    assert message in captured.err
+    assert (dict(DEFENSES), dict(ATTACKS)) == before           # nothing half-registered
+
+
+def test_a_missing_plugin_file_and_module(tmp_path, capsys):
+    assert main(["list", "defenses", "--plugin", str(tmp_path / "nowhere.py")]) == 2
+    assert "nowhere.py: no such file" in capsys.readouterr().err
+    assert main(["list", "defenses", "--plugin", "no_such_module_here"]) == 2
+    assert "no_such_module_here: does not import: ModuleNotFoundError" in capsys.readouterr().err
