@@ -26,7 +26,7 @@ from ladsg_jax.data.options import parse_data_options
 from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ConfigError, unknown
-from ladsg_jax.flags import add_fields, check_positive, given, parse_defense_options
+from ladsg_jax.flags import add_fields, check_args, given, parse_defense_options
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import write_json_atomic
@@ -99,7 +99,6 @@ def command_train(args: argparse.Namespace) -> int:
     from ladsg_jax.session import train_seeds
 
     initialize_from_args(args)         # before anything touches a device
-    check_positive("seeds", args.seeds)
     config = config_from_args(args)
     data = load_data(args)
     record = train_seeds(config, data, args.seeds, args.seed,
@@ -121,7 +120,6 @@ def command_attack(args: argparse.Namespace) -> int:
     from ladsg_jax.attacks.suite import run_attacks
     from ladsg_jax.session import config_record
 
-    check_positive("seeds", args.seeds)
     names, hybrid = args.attack, args.attack == [HYBRID]
     for name in names if not hybrid else ():
         if name not in ATTACKS:
@@ -158,7 +156,6 @@ def command_sweep(args: argparse.Namespace) -> int:
     from ladsg_jax.session import config_record
     from ladsg_jax.sweep import grid_points, parse_grid, run_sweep
 
-    check_positive("seeds", args.seeds)
     points = grid_points(args.defense, getattr(args, "defense_options", {}),
                          parse_grid(args.grid))              # every point checked first
     config = config_from_args(args)
@@ -187,7 +184,6 @@ def command_demo(args: argparse.Namespace) -> int:
     from ladsg_jax.attack_table import AttackContexts, terminal_table
     from ladsg_jax.table_config import DEMO_LEGEND, demo_table, run_table
 
-    check_positive("seeds", args.seeds)
     table = demo_table(args.seeds, args.defense, getattr(args, "defense_options", {}))
     overrides = {**given(args, TrainConfig, CONFIG_DEST), "num_parties": args.parties}
     overrides.pop("top_model", None)                   # each run of a row sets its own
@@ -290,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(plugin_parser().parse_known_args(argv)[0].plugin)  # before the flags
         args, extra = build_parser().parse_known_args(argv)
         args.defense_options = parse_defense_options(extra)
+        check_args(args)
         return args.handler(args)
     except ConfigError as err:
         print(f"ladsg-jax: error: {err}", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Optional
 
 from ladsg_jax.defenses import Defense
@@ -84,6 +85,10 @@ class TrainConfig:
     defense: Defense = Defense()
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):      # numpy scalars as the Python numbers
+            value = getattr(self, field.name)
+            if hasattr(value, "item") and getattr(value, "shape", None) == ():
+                object.__setattr__(self, field.name, value.item())
         validate(self)
 
     def replace(self, **changes) -> "TrainConfig":
@@ -93,6 +98,17 @@ class TrainConfig:
 def _positive_int(value, field):
     require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
             f"must be a positive integer, got {value!r}")
+
+
+def _number(value, field: str, low: float, high: float = math.inf, high_open: bool = False,
+            low_open: bool = False) -> None:
+    """A finite real number in [low, high] (ends open as said); anything else a ConfigError."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    interval = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                if math.isfinite(high) else f"{'>' if low_open else '≥'} {low:g}")
+    require(ok, field, f"must be a finite number {interval}, got {value!r}")
 
 
 def validate(config: TrainConfig) -> None:
@@ -122,16 +138,12 @@ def validate(config: TrainConfig) -> None:
             and list(config.lr_decay_epochs) == sorted(set(config.lr_decay_epochs)),
             "lr_decay_epochs", f"must be a tuple of increasing positive epoch numbers, "
                                f"got {config.lr_decay_epochs!r}")
-    require(0 < config.lr_decay <= 1, "lr_decay",
-            f"must be in (0, 1], got {config.lr_decay!r}")
+    _number(config.lr_decay, "lr_decay", 0, 1, low_open=True)
     for field in ("batch_size", "epochs", "eval_batch_size"):
         _positive_int(getattr(config, field), field)
-    lr = config.learning_rate
-    require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "learning_rate",
-            f"must be a positive number, got {lr!r}")
-    require(0 <= config.momentum < 1, "momentum", f"must be in [0, 1), got {config.momentum!r}")
-    require(config.weight_decay >= 0, "weight_decay",
-            f"must be non-negative, got {config.weight_decay!r}")
+    _number(config.learning_rate, "learning_rate", 0, low_open=True)
+    _number(config.momentum, "momentum", 0, 1, high_open=True)
+    _number(config.weight_decay, "weight_decay", 0)
     require(isinstance(config.defense, Defense), "defense",
             f"must be a Defense instance (see ladsg_jax.defenses.make_defense), "
             f"got {type(config.defense).__name__}")

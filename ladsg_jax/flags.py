@@ -12,6 +12,7 @@ import inspect
 import re
 
 from ladsg_jax.errors import ConfigError
+from ladsg_jax.results import check_run_name, check_writable_dir
 
 # spellings kept from earlier versions; `--seeds` is the seed count, not the field `seeds`
 SPELLINGS = {"--learning-rate": ("--lr", "--learning-rate"), "--seeds": ("--seed-strategy",),
@@ -90,6 +91,22 @@ def given(args: argparse.Namespace, cls, dest_prefix: str = "") -> dict:
 def check_positive(field: str, value) -> None:
     if value is not None and value < 1:
         raise ConfigError(field, f"must be a positive integer, got {value}")
+
+
+SEED_LIMIT = 2 ** 32 - 1      # a base seed and its offset (seed + 1) fit 32 bits
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """What every command checks before it loads data or trains: the seed count and the base
+    seed, the run's name and the folders it writes."""
+    check_positive("seeds", getattr(args, "seeds", None))
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise ConfigError("seed", f"must be in 0..{SEED_LIMIT - 1}, got {seed}")
+    check_run_name(getattr(args, "name", None) if hasattr(args, "runs_dir") else None)
+    for field in ("runs_dir", "checkpoint_dir"):
+        if getattr(args, field, None):
+            check_writable_dir(field.replace("_", "-"), getattr(args, field))
 
 
 def parse_defense_options(extra: list[str]) -> dict:

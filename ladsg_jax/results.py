@@ -91,3 +91,31 @@ def summary(values) -> dict:
     """Mean and standard deviation (over seeds) of a list of numbers."""
     values = np.asarray(values, dtype=np.float64)
     return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+
+
+def check_writable_dir(field: str, path: str) -> None:
+    """Raises `ConfigError(field, ...)` unless `path` is a folder, or can be made as one, that
+    this process may write in: checked before any training, so no compute is lost to a bad
+    path. Nothing is created."""
+    from ladsg_jax.errors import ConfigError
+
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(field, f"{path} exists and is not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(field, f"{path} cannot be made: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(field, f"{path}: {parent} is not writable")
+
+
+def check_run_name(name: str | None) -> None:
+    """A run's name is one folder name inside the runs folder (no separators, not '.' or
+    '..')."""
+    from ladsg_jax.errors import ConfigError
+
+    if name is not None and (not name.strip() or name in (".", "..") or "/" in name
+                             or (os.sep in name) or (os.altsep and os.altsep in name)):
+        raise ConfigError("name", f"must be one folder name inside --runs-dir, got {name!r}")

@@ -78,7 +78,7 @@ def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "mnist"], "dataset: unknown value 'mnist'; allowed: bhi, breast_cancer, cifar10"),
-    (["--lr", "-0.1"], "learning_rate: must be a positive number, got -0.1"),
+    (["--lr", "-0.1"], "learning_rate: must be a finite number > 0, got -0.1"),
     (["--epochs", "0"], "epochs: must be a positive integer, got 0"),
     (["--batch-size", "0"], "batch_size: must be a positive integer, got 0"),
     (["--parties", "20"], "num_parties: 20 parties but only 8 columns"),

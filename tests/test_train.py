@@ -138,18 +138,29 @@ def test_auto_strategy_follows_the_backend_and_model(digits):
 @pytest.mark.parametrize("field, value, message", [
     ("epochs", 0, "epochs: must be a positive integer, got 0"),
     ("batch_size", -4, "batch_size: must be a positive integer"),
-    ("learning_rate", 0.0, "learning_rate: must be a positive number, got 0.0"),
-    ("learning_rate", float("nan"), "learning_rate: must be a positive number"),
+    ("learning_rate", 0.0, "learning_rate: must be a finite number > 0, got 0.0"),
+    ("learning_rate", float("nan"), "learning_rate: must be a finite number > 0, got nan"),
+    ("momentum", "0.9", r"momentum: must be a finite number in \[0, 1\), got '0.9'"),
+    ("weight_decay", None, "weight_decay: must be a finite number ≥ 0, got None"),
+    ("weight_decay", float("inf"), "weight_decay: must be a finite number ≥ 0, got inf"),
+    ("lr_decay", 0, r"lr_decay: must be a finite number in \(0, 1\], got 0"),
     ("optimizer", "rmsprop", "optimizer: unknown value 'rmsprop'; allowed: adam, sgd"),
     ("bottom", "resnet", "bottom: unknown value 'resnet'; allowed: cnn, hashed_mlp, mlp, resnet20"),
     ("loop", "fast", "loop: unknown value 'fast'; allowed: auto, scan, step"),
     ("seeds", "pmap", "seeds: unknown value 'pmap'; allowed: auto, sequential, vmap"),
     ("num_parties", 1, "num_parties: VFL needs at least 2 parties"),
-    ("momentum", 1.0, r"momentum: must be in \[0, 1\)"),
+    ("momentum", 1.0, r"momentum: must be a finite number in \[0, 1\)"),
 ])
 def test_bad_config_values_are_named(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_numpy_scalars_are_taken_as_the_python_numbers():
+    config = TrainConfig(epochs=np.int64(3), learning_rate=np.float32(0.25), num_parties=np.int32(2))
+    assert (config.epochs, config.learning_rate, config.num_parties) == (3, 0.25, 2)
+    assert type(config.epochs) is int and type(config.learning_rate) is float
+    assert config == TrainConfig(epochs=3, learning_rate=0.25)       # one compilation for both
 
 
 def test_config_that_does_not_fit_the_data_is_named(synthetic):

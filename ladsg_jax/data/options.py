@@ -12,6 +12,8 @@ def parse_data_options(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError("data-option", f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
+        if not key.strip() or not value.strip():
+            raise ConfigError("data-option", f"expected KEY=VALUE with both parts, got {item!r}")
         for cast in (int, float):
             try:
                 value = cast(value)

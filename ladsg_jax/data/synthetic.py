@@ -1,6 +1,9 @@
 """Gaussian classes with a separability knob: a data set of any size made in memory for tests."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from ladsg_jax.errors import require
@@ -13,11 +16,18 @@ def make_synthetic(num_classes: int = 2, num_features: int = 8, separation: floa
     Larger `separation` makes the classes easier; every feature carries some class signal, so
     each party's slice is informative on its own. Deterministic in `seed`.
     """
-    require(int(num_classes) >= 2, "num_classes", f"must be at least 2, got {num_classes}")
-    require(int(num_features) >= 1, "num_features", f"must be positive, got {num_features}")
-    require(separation >= 0, "separation", f"must be non-negative, got {separation}")
-    require(int(num_train) >= num_classes and int(num_test) >= 1, "num_train",
-            f"need at least one training sample per class, got {num_train}")
+    for field, value, low in (("num_classes", num_classes, 2), ("num_features", num_features, 1),
+                              ("num_train", num_train, 1), ("num_test", num_test, 1),
+                              ("seed", seed, 0)):
+        require(isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                and value >= low, f"synthetic.{field}",
+                f"must be an integer ≥ {low}, got {value!r}")
+    require(isinstance(separation, numbers.Real) and not isinstance(separation, bool)
+            and math.isfinite(separation) and separation >= 0, "synthetic.separation",
+            f"must be a finite number ≥ 0, got {separation!r}")
+    require(num_train >= num_classes, "synthetic.num_train",
+            f"need at least one training sample per class ({num_classes}), got {num_train}")
+    num_classes, num_features = int(num_classes), int(num_features)
     rng = np.random.default_rng(seed)
     means = rng.normal(size=(num_classes, num_features))
     means *= separation / np.linalg.norm(means, axis=1, keepdims=True)

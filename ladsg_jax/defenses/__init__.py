@@ -7,6 +7,7 @@ anonymization with the teacher's weighting and FLSG substitution in its rejectio
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 from ladsg_jax.defenses.anonymize import KDk, LabelAnonymization
 from ladsg_jax.defenses.base import BATCH_CUT, NEEDS, PER_SAMPLE, WHOLE_BATCH, Defense
@@ -74,7 +75,8 @@ def make_defense(name: str, **params) -> Defense:
     """The defense registered as `name`, with its fields set from `params`.
 
     String values (from the command line) are cast to the type of the field's default: a
-    comma-separated list for tuples, int, float, bool; `none` for an optional field.
+    comma-separated list for tuples, int, float, bool; `none` for an optional field (default
+    None). A numeric field takes a real number (numpy scalars too), anything else is named.
     """
     if name not in DEFENSES:
         raise unknown("defense", name, DEFENSES)
@@ -83,14 +85,20 @@ def make_defense(name: str, **params) -> Defense:
     for key, value in params.items():
         if key not in fields:
             raise unknown(f"defense.{name} option", key, fields)
+        default = fields[key].default
         if isinstance(value, str):
-            params[key] = cast_option(f"defense.{name}.{key}", value, fields[key].default)
+            params[key] = value = cast_option(f"defense.{name}.{key}", value, default)
+        if hasattr(value, "item") and getattr(value, "shape", None) == ():
+            params[key] = value = value.item()          # a numpy scalar
+        number = isinstance(default, numbers.Real) and not isinstance(default, bool)
+        if number and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            raise ConfigError(f"defense.{name}.{key}", f"expected a number, got {value!r}")
     return cls(**params)
 
 
 def cast_option(field: str, value: str, default):
     """`value` read as the type of `default`."""
-    if value.lower() == "none" and not isinstance(default, str):
+    if value.lower() == "none" and default is None:
         return None
     try:
         if isinstance(default, tuple):

@@ -18,7 +18,7 @@ import numpy as np
 from flax import serialization
 
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.results import write_json_atomic
+from ladsg_jax.results import check_writable_dir, write_json_atomic
 from ladsg_jax.vfl.train import WireRecord
 
 KEEP = 2   # checkpoints kept per group
@@ -41,6 +41,7 @@ class EpochCheckpoints:
     def __init__(self, directory: str, identity: dict):
         import orbax.checkpoint as ocp
 
+        check_writable_dir("checkpoint_dir", directory)
         self._ocp, self.directory = ocp, os.path.abspath(directory)
         marker = os.path.join(self.directory, "run.json")
         if os.path.exists(marker):

@@ -34,8 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax.config import TrainConfig
-from ladsg_jax.errors import ConfigError
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.errors import ConfigError, require
 from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
 from ladsg_jax.vfl.programs import first_key, model_config, shared_model_init, with_key
 from ladsg_jax.vfl.train import (Result, WireRecord, default_hparams, make_trainer,
@@ -213,6 +213,9 @@ class Runner:
     def initial_states(self, data: VFLData, keys: jax.Array, hparams=None) -> list:
         """The states `fit` starts from, one per group of runs (the jitted init: parameters and
         the defense's setup, e.g. LADSG's teacher or CAE's autoencoder training)."""
+        require(isinstance(data, VFLData), "data", f"must be a VFLData, got {type(data).__name__}")
+        require(getattr(keys, "ndim", 0) >= 1 and keys.shape[0] > 0, "keys",
+                f"must hold at least one key (seed_keys), got {getattr(keys, 'shape', keys)}")
         data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, first_key(keys))
@@ -239,6 +242,9 @@ class Runner:
         (`ladsg_jax.vfl.checkpoint`).
         `on_epoch(group, epoch)` is called after each epoch (and its checkpoint).
         """
+        require(isinstance(data, VFLData), "data", f"must be a VFLData, got {type(data).__name__}")
+        require(getattr(keys, "ndim", 0) >= 1 and keys.shape[0] > 0, "keys",
+                f"must hold at least one key (seed_keys), got {getattr(keys, 'shape', keys)}")
         data, keys = jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, first_key(keys))
