@@ -36,6 +36,7 @@ from ladsg_jax import data as datasets
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import make_defense
+from ladsg_jax.divergence import divergence
 from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
 from ladsg_jax.vfl.runner import Runner, count_params, resolve_strategy, seed_keys
 from ladsg_jax.vfl.train import make_trainer
@@ -106,6 +107,14 @@ def timed_fit(runner: Runner, data, num_seeds: int) -> float:
     return seconds(lambda: runner.fit(data, seed_keys(0, num_seeds)).test_accuracy)[0]
 
 
+def divergence_check_ms(runner: Runner, data, num_seeds: int) -> float:
+    """Median milliseconds of the host-side divergence check on a finished run's result (what
+    every session, attack report and sweep adds after training)."""
+    result = jax.block_until_ready(runner.fit(data, seed_keys(0, num_seeds)))
+    return 1000 * statistics.median(
+        repeat_timed(lambda: seconds(divergence, result, data.num_classes)[0], 5, 1.0))
+
+
 def bench_fit(args, config: TrainConfig, conv: str | None, data, num_seeds: int) -> dict:
     """Timings of `Runner.fit` (first call, then warm calls within the budget)."""
     runner = Runner(with_conv(config, conv))
@@ -116,7 +125,9 @@ def bench_fit(args, config: TrainConfig, conv: str | None, data, num_seeds: int)
     return {"bottom": config.bottom, "conv": conv, "loop": runner.loop, "seeds": runner.seeds,
             "num_seeds": num_seeds, "samples": data.num_train,
             "steps": data.num_train // config.batch_size, "test_samples": int(data.test_y.size),
-            **summary_ms(times), "first_call_s": first, "compile_s": first - statistics.median(
+            **summary_ms(times), "divergence_check_ms": divergence_check_ms(runner, data,
+                                                                            num_seeds),
+            "first_call_s": first, "compile_s": first - statistics.median(
                 times), "backend_compile_s": compiles.seconds, "rss_peak_mb": rss_peak_mb(),
             **context()}
 
@@ -212,4 +223,6 @@ def bench_sweep(args) -> Iterator[dict]:
                    "epochs": config.epochs, "median_s": median, "times_s": times,
                    "first_call_s": first, "compilations": compiles.count,
                    "compile_s": compiles.seconds, "ratio_vs_first_count": median / base,
-                   "per_epoch_ms": 1000 * median / config.epochs, **context()}
+                   "per_epoch_ms": 1000 * median / config.epochs,
+                   "divergence_check_ms": divergence_check_ms(runner, data, num_seeds),
+                   **context()}

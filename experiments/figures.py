@@ -34,17 +34,18 @@ from tqdm.auto import tqdm
 
 from ladsg_jax import plots
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
-                                    defense_rows)
+                                    defense_rows, setting_label)
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
+from ladsg_jax.divergence import divergence
 from ladsg_jax.errors import ConfigError, one_of
 from ladsg_jax.models import apply_stateful
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
-from ladsg_jax.results import (read_records, summary, write_csv_atomic, write_json_atomic,
-                               write_text_atomic)
+from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
+                               write_json_atomic, write_text_atomic)
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -169,16 +170,16 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
                   "|---" * (4 + len(attacks)) + "|"]
         for r in mine:
             mp = r["main_task"]
-            cells = [f"{mp[k]['mean']:.3f} ± {mp[k]['std']:.3f}" if k in mp else "–"
-                     for k in ("top_mlp", "top_none")]
+            cells = [mean_std(mp[k]) if k in mp else "–" for k in ("top_mlp", "top_none")]
             for a in attacks:
                 at = r["attacks"].get(a)
-                cell = "–" if at is None else f"{at['mean']:.2f} ± {at['std']:.2f}"
+                cell = "–" if at is None else mean_std(at, 2)
                 if at is not None and r["setting"] not in ("none", "no defense") \
                         and at.get("reduction") is not None:
                     cell += f" ({100 * at['reduction']:+.0f}%)"
                 cells.append(cell)
-            lines.append(f"| {r['setting']} | " + " | ".join(cells) + f" | {r['dcs']:.3f} |")
+            dcs = "–" if r["dcs"] is None else f"{r['dcs']:.3f}"
+            lines.append(f"| {setting_label(r)} | " + " | ".join(cells) + f" | {dcs} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -188,10 +189,11 @@ def attack_panels(rows: list[dict], attacks: list[str]) -> dict:
     for r in rows:
         groups = panels.setdefault(r["dataset"], {})
         mp = r["main_task"].get("top_mlp", r["main_task"].get("top_none"))
-        groups.setdefault("main task", {})[r["setting"]] = (mp["mean"], mp["std"])
+        if mp["mean"] is not None:                   # every seed diverged: nothing to draw
+            groups.setdefault("main task", {})[r["setting"]] = (mp["mean"], mp["std"])
         for a in attacks:
-            if a in r["attacks"]:
-                at = r["attacks"][a]
+            at = r["attacks"].get(a)
+            if at is not None and at["mean"] is not None:
                 groups.setdefault(attack_label(a), {})[r["setting"]] = (at["mean"],
                                                                                  at["std"])
     return panels
@@ -245,7 +247,7 @@ def tradeoff(cfg: dict, out: str, progress: bool = True) -> str:
         run = "top_none" if a.startswith("direct") else "top_mlp"
         for r in rows:
             at, mp = r["attacks"].get(a), r["main_task"][run]
-            if at is not None:
+            if at is not None and at["mean"] is not None and mp["mean"] is not None:
                 curves = panels.setdefault(f"{r['dataset']}: {attack_label(a)}", {})
                 curves.setdefault(r["defense"], []).append(
                     (at["mean"], at["std"], mp["mean"], mp["std"], r.get("knob_value")))
@@ -378,20 +380,28 @@ def tsne(cfg: dict, out: str, progress: bool = True) -> str:
         config = preset_config(dataset, defense=stage_defense(stages), **overrides)
         ckpt = records.checkpoints(dataset, label)
         result = Runner(config).fit(data, seed_keys(0, cfg["seeds"]), checkpoint_dir=ckpt)
+        reasons = divergence(result, data.num_classes)
+        kept = [s for s, why in enumerate(reasons) if why is None]
+        shutil.rmtree(ckpt, ignore_errors=True)
+        if not kept:
+            records.add({"dataset": dataset, "setting": label, "diverged": reasons,
+                         "skipped": f"every seed diverged ({reasons[0]})"})
+            continue
         n = min(cfg["samples"], data.num_train)
         x, y = data.train_x[0][:n], np.asarray(data.train_y[:n])
-        embeddings = [party0_embeddings(config, data, result, s, x) for s in range(cfg["seeds"])]
+        embeddings = [party0_embeddings(config, data, result, s, x) for s in kept]
         silhouettes = [float(silhouette_score(e, y)) for e in embeddings]
         coords = TSNE(n_components=2, init="pca", perplexity=min(30, n - 1),
                       random_state=0).fit_transform(embeddings[0])
         records.add({"dataset": dataset, "setting": label, "stages": list(stages),
                      "seeds": cfg["seeds"], "samples": n,
-                     "main_task": summary(np.asarray(result.final_test_accuracy)),
+                     "main_task": summary([None if why else float(a) for a, why in zip(
+                         np.asarray(result.final_test_accuracy), reasons)]),
                      "silhouette": {**summary(silhouettes), "per_seed": silhouettes},
-                     "tsne": coords.round(3).tolist(), "labels": y.tolist()})
-        shutil.rmtree(ckpt, ignore_errors=True)
+                     "diverged": reasons, "tsne": coords.round(3).tolist(),
+                     "labels": y.tolist()})
     csv_rows, panels = [], {}
-    for r in records.records:
+    for r in (r for r in records.records if "skipped" not in r):
         mp, sil = r["main_task"], r["silhouette"]
         csv_rows.append({"dataset": r["dataset"], "setting": r["setting"],
                          "main_task_mean": mp["mean"], "main_task_std": mp["std"],

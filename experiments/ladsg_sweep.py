@@ -62,7 +62,8 @@ def markdown_table(records: list[dict]) -> str:
     """One row per setting: MP (top mlp / none), the direct attacks, passive MC, per data set."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
     by_key = {(r["dataset"], r["setting"]): r for r in records}
-    mean = lambda r, k: f"{r[k]['mean']:.2f}" if k in r else "–"
+    mean = lambda r, k, digits=2: (("–" if r[k]["mean"] is None else f"{r[k]['mean']:.{digits}f}")
+                                   if k in r else "–")
     header = "| setting | " + " | ".join(
         f"{d} MP | {d} direct / argmin / averaged | {d} passive MC" for d in datasets) + " |"
     lines = [header, "|---" * (1 + 3 * len(datasets)) + "|"]
@@ -73,7 +74,7 @@ def markdown_table(records: list[dict]) -> str:
             if r is None or "not_applicable" in r:
                 cells += ["not allowed" if r else "–", "", ""]
                 continue
-            cells += [f"{r['mp_top_mlp']['mean']:.3f} / {r['mp_top_none']['mean']:.3f}",
+            cells += [f"{mean(r, 'mp_top_mlp', 3)} / {mean(r, 'mp_top_none', 3)}",
                       " / ".join(mean(r, k) for k in ("direct", "direct_argmin",
                                                       "direct_averaged")),
                       mean(r, "passive_mc")]
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
                       "seconds": time.perf_counter() - start}
             records.append(record)
             write_json_atomic(args.out, {"records": records})     # progress survives a kill
-            print(json.dumps({k: (round(v["mean"], 3) if isinstance(v, dict) else v)
+            print(json.dumps({k: (round(v["mean"], 3) if isinstance(v, dict) and v["mean"] is not None
+                               else v)
                               for k, v in record.items() if k != "defense"}), flush=True)
     return 0
 

@@ -5,7 +5,9 @@ A row is the demo's three runs of one defense on one data set (top model mlp: ma
 completion, scoring, clustering; top model none: the direct attacks and inversion; party 0 on
 Fu et al.'s malicious optimizer: active model completion), over seeds. `add_comparisons` adds,
 per attack, the relative reduction against the undefended row, the excess over the attacker's
-raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal.
+raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal. A seed whose training
+diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many (`diverged`,
+per training run), and a score with no seed left is None, shown as "diverged".
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
+from ladsg_jax.results import mean_std
 from ladsg_jax.session import config_record
 from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
@@ -91,6 +94,8 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
             else:
                 row["main_task"][f"top_{group}"] = report["main_task"]
             row["attacks"].update(report["attacks"])
+            for kind, reasons in report["diverged"].items():
+                row.setdefault("diverged", {})[f"{group}/{kind}"] = reasons
             if report.get("defense_metrics"):
                 row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
     return rows
@@ -124,7 +129,8 @@ def chance_levels(data: VFLData) -> dict:
 def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     """Adds to each attack of each row: `reduction` against the row labelled `baseline` of the
     same data set, `excess` over the raw-feature floor (not for leak AUCs), and `dcs`; and to
-    each row the mean DCS over its attacks."""
+    each row the mean DCS over its attacks. Scores of runs that all diverged (mean None) get
+    None, and the row's DCS is the mean over the attacks that were scored (None if none)."""
     for row in rows:
         base = next(r for r in rows
                     if r["dataset"] == row["dataset"] and r["setting"] == baseline)
@@ -133,15 +139,20 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
         scores = []
         for name, attack in row["attacks"].items():
-            before = base["attacks"][name]["mean"]
-            attack["reduction"] = metrics.reduction(before, attack["mean"]) if before else None
+            before, ap = base["attacks"][name]["mean"], attack["mean"]
+            scored = ap is not None
+            attack["reduction"] = (metrics.reduction(before, ap) if before and scored
+                                   else None)
             attack["excess"] = (None if attack["metric"] == "auc" or name == "raw_mc"
-                                or floor is None else metrics.excess(attack["mean"], floor))
+                                or floor is None or not scored
+                                else metrics.excess(ap, floor))
             if name != "raw_mc":
-                attack["dcs"] = metrics.dcs(attack["mean"], mp,
-                                            row["chance"][attack["metric"]], mp_star)
-                scores.append(attack["dcs"])
-        row["dcs"] = float(np.mean(scores))
+                attack["dcs"] = (metrics.dcs(ap, mp, row["chance"][attack["metric"]], mp_star)
+                                 if scored and mp is not None and mp_star is not None
+                                 else None)
+                if attack["dcs"] is not None:
+                    scores.append(attack["dcs"])
+        row["dcs"] = float(np.mean(scores)) if scores else None
 
 
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
@@ -164,34 +175,47 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
             cells = []
             for n in names:
                 a = r["attacks"][n]
-                cell = f"{a['mean']:.2f}±{a['std']:.2f}"
+                cell = mean_std(a, 2, '±')
                 if r["setting"] != "none" and a.get("reduction") is not None:
                     cell += f"<br>{100 * a['reduction']:+.0f}%"
                 if a.get("excess") is not None:
                     cell += f" / {a['excess']:+.2f}"
                 cells.append(cell)
             mp = r["main_task"]
-            out.append(f"| {r['setting']} | {mp['top_mlp']['mean']:.3f}±{mp['top_mlp']['std']:.3f}"
-                       f" | {mp['top_none']['mean']:.3f}±{mp['top_none']['std']:.3f} | "
-                       + " | ".join(cells) + f" | {r.get('dcs', float('nan')):.3f} |")
+            dcs = r.get("dcs")
+            out.append(f"| {setting_label(r)} | {mean_std(mp['top_mlp'], 3, '±')}"
+                       f" | {mean_std(mp['top_none'], 3, '±')} | " + " | ".join(cells)
+                       + f" | {'–' if dcs is None else format(dcs, '.3f')} |")
         out.append("")
     return "\n".join(out)
 
 
+def diverged_seeds(row: dict) -> int:
+    """The most seeds of any one training run of the row that diverged."""
+    return max((sum(r is not None for r in reasons)
+                for reasons in row.get("diverged", {}).values()), default=0)
+
+
+def setting_label(row: dict) -> str:
+    """The row's setting, with how many of its seeds diverged when any did."""
+    bad = diverged_seeds(row)
+    return row["setting"] + (f" ({bad}/{row['seeds']} seeds diverged)" if bad else "")
+
+
 def cell(record: dict | None) -> str:
-    return "n/a" if record is None else f"{record['mean']:.2f}±{record['std']:.2f}"
+    return "n/a" if record is None else mean_std(record, 2, "±")
 
 
 def terminal_table(rows: list[dict], width: int = 12) -> str:
     """The rows as one fixed-width table (what `ladsg-jax demo` prints): data set, setting,
     MP (top model mlp), then every attack's mean ± std in table order."""
-    label_width = max(8, *(len(r["setting"]) + 1 for r in rows))
+    label_width = max(8, *(len(setting_label(r)) + 1 for r in rows))
     header = f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}" + "".join(
         f"{label:>{width}}" for _, label in columns())
     lines = [header, "-" * len(header)]
     for row in rows:
         mp = row["main_task"].get("top_mlp")
-        lines.append(f"{row['dataset']:<14}{row['setting']:<{label_width}}{cell(mp):>{width}}"
+        lines.append(f"{row['dataset']:<14}{setting_label(row):<{label_width}}{cell(mp):>{width}}"
                      + "".join(f"{cell(row['attacks'].get(name)):>{width}}"
                                for name, _ in columns()))
     return "\n".join(lines)

@@ -25,11 +25,11 @@ from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
 from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.distributed import add_distributed_arguments
-from ladsg_jax.errors import ConfigError, unknown
+from ladsg_jax.errors import ArgumentParser, ConfigError, unknown
 from ladsg_jax.flags import add_fields, check_args, given, parse_defense_options
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.results import write_json_atomic
+from ladsg_jax.results import mean_std, write_json_atomic
 from ladsg_jax.table_config import DEMO
 
 CONFIG_SKIP = ("num_parties", "defense", "record_wire")    # flags of their own, or internal
@@ -92,6 +92,19 @@ def progress(args: argparse.Namespace, label: str):
     return False if args.no_progress else label
 
 
+def warn(what: str, reasons: list) -> None:
+    from ladsg_jax.divergence import warning_line
+
+    line = warning_line(what, reasons)
+    if line:
+        print(line, file=sys.stderr)
+
+
+def seeds_line(record: dict) -> str:
+    missing = record.get("missing", 0)
+    return f"{record['n']} seeds" + (f" ({missing} diverged, left out)" if missing else "")
+
+
 def command_train(args: argparse.Namespace) -> int:
     import jax
 
@@ -108,10 +121,10 @@ def command_train(args: argparse.Namespace) -> int:
     if jax.process_index() != 0:        # every process trained the same model; one writes it
         return 0
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
-    acc = record["test_accuracy"]
-    print(f"{data.name}: test accuracy {acc['mean']:.4f} ± {acc['std']:.4f} over {args.seeds} "
-          f"seeds ({record['timing']['wall_s']:.1f} s, {record['strategy']['loop']}/"
-          f"{record['strategy']['seeds']}); wrote {path}")
+    warn(f"train {data.name}", record["per_seed"]["diverged"])
+    print(f"{data.name}: test accuracy {mean_std(record['test_accuracy'], 4)} over "
+          f"{seeds_line(record['test_accuracy'])} ({record['timing']['wall_s']:.1f} s, "
+          f"{record['strategy']['loop']}/{record['strategy']['seeds']}); wrote {path}")
     return 0
 
 
@@ -142,11 +155,12 @@ def command_attack(args: argparse.Namespace) -> int:
                   wall_s=time.perf_counter() - start)
     name = args.name or f"attack-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), report)
-    mp = report["main_task"]
-    print(f"{data.name}: main-task accuracy {mp['mean']:.3f} ± {mp['std']:.3f}"
+    for kind, reasons in report["diverged"].items():
+        warn(f"attack {data.name}, {kind} training", reasons)
+    print(f"{data.name}: main-task accuracy {mean_std(report['main_task'])}"
           f"{' (hybrid: party 0 on the malicious optimizer)' if hybrid else ''}")
     for attack, r in report["attacks"].items():
-        print(f"  {attack:<20} {r['metric']:<5} {r['mean']:.3f} ± {r['std']:.3f}")
+        print(f"  {attack:<20} {r['metric']:<5} {mean_std(r)}")
     print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
           f"{report['wall_s']:.1f} s; wrote {path}")
     return 0
@@ -166,11 +180,13 @@ def command_sweep(args: argparse.Namespace) -> int:
     record.update(dataset=data.name, defense=args.defense, config=config_record(config))
     name = args.name or f"sweep-{data.name}-{args.defense}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
-    for point in record["grid"]:
+    for i, point in enumerate(record["grid"]):
         values = " ".join(f"{k}={v}" for k, v in point["values"].items())
-        mp = "".join(f"  MP {setting} {r['mean']:.3f}±{r['std']:.3f}"
+        for run, reasons in point["diverged"].items():
+            warn(f"sweep point {i} ({values}), {run}", reasons)
+        mp = "".join(f"  MP {setting} {mean_std(r, 3, '±')}"
                      for setting, r in point["main_task_by_setting"].items())
-        attacks = "".join(f"  {a} ({r['setting']}) {r['mean']:.3f}±{r['std']:.3f}"
+        attacks = "".join(f"  {a} ({r['setting']}) {mean_std(r, 3, '±')}"
                           for a, r in point["attacks"].items())
         print(f"  {values:<24}{mp}{attacks}")
     timing = record["timing"]
@@ -194,6 +210,9 @@ def command_demo(args: argparse.Namespace) -> int:
     path = os.path.join(args.runs_dir, args.name or "demo", "result.json")
     rows = run_table(table, path, contexts, progress=not args.no_progress, seed=args.seed,
                      resume=False)
+    for row in rows:
+        for run, reasons in row.get("diverged", {}).items():
+            warn(f"demo {row['dataset']} {row['setting']}, {run} training", reasons)
     print(terminal_table(rows))
     print(f"\n{args.parties} parties, mean±std over {args.seeds} seeds; {DEMO_LEGEND} "
           f"{time.perf_counter() - start:.1f} s in all; wrote {path} (and its .md tables)")
@@ -228,7 +247,7 @@ def command_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = plugin_parser()
-    parser = argparse.ArgumentParser(prog="ladsg-jax", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="ladsg-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler, help_text: str, training: bool = True,
@@ -282,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
         load_plugins(plugin_parser().parse_known_args(argv)[0].plugin)  # before the flags
         args, extra = build_parser().parse_known_args(argv)
@@ -292,9 +312,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladsg-jax: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ladsg-jax: interrupted; no result file was written", file=sys.stderr)
+        resume = getattr(args, "checkpoint_dir", None)
+        print("ladsg-jax: interrupted; no result file was written"
+              + (f"; the same command resumes from {resume}" if resume else ""),
+              file=sys.stderr)
         return 130
 
 
+def run() -> None:
+    """The console script: `main`'s exit status; after Ctrl-C (130) the process ends at once,
+    without the interpreter's teardown, which can crash while XLA's threads still run."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

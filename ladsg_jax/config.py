@@ -95,12 +95,12 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _positive_int(value, field):
+def check_positive_int(value, field):
     require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
             f"must be a positive integer, got {value!r}")
 
 
-def _number(value, field: str, low: float, high: float = math.inf, high_open: bool = False,
+def check_number(value, field: str, low: float, high: float = math.inf, high_open: bool = False,
             low_open: bool = False) -> None:
     """A finite real number in [low, high] (ends open as said); anything else a ConfigError."""
     ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -113,7 +113,7 @@ def _number(value, field: str, low: float, high: float = math.inf, high_open: bo
 
 def validate(config: TrainConfig) -> None:
     """Raises `ConfigError` naming the first field that is out of its allowed values."""
-    _positive_int(config.num_parties, "num_parties")
+    check_positive_int(config.num_parties, "num_parties")
     require(config.num_parties >= 2, "num_parties",
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
     for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
@@ -126,9 +126,9 @@ def validate(config: TrainConfig) -> None:
         require(isinstance(widths, tuple) and all(isinstance(w, int) and w > 0 for w in widths),
                 field, f"must be a tuple of positive integers, got {widths!r}")
     if config.embed_dim is not None:
-        _positive_int(config.embed_dim, "embed_dim")
+        check_positive_int(config.embed_dim, "embed_dim")
     if config.vocab_size is not None:
-        _positive_int(config.vocab_size, "vocab_size")
+        check_positive_int(config.vocab_size, "vocab_size")
     if config.bottom in TOKEN_BOTTOMS:
         require(config.vocab_size is not None, "vocab_size",
                 f"bottom {config.bottom!r} embeds token ids: set vocab_size to the data set's "
@@ -138,12 +138,12 @@ def validate(config: TrainConfig) -> None:
             and list(config.lr_decay_epochs) == sorted(set(config.lr_decay_epochs)),
             "lr_decay_epochs", f"must be a tuple of increasing positive epoch numbers, "
                                f"got {config.lr_decay_epochs!r}")
-    _number(config.lr_decay, "lr_decay", 0, 1, low_open=True)
+    check_number(config.lr_decay, "lr_decay", 0, 1, low_open=True)
     for field in ("batch_size", "epochs", "eval_batch_size"):
-        _positive_int(getattr(config, field), field)
-    _number(config.learning_rate, "learning_rate", 0, low_open=True)
-    _number(config.momentum, "momentum", 0, 1, high_open=True)
-    _number(config.weight_decay, "weight_decay", 0)
+        check_positive_int(getattr(config, field), field)
+    check_number(config.learning_rate, "learning_rate", 0, low_open=True)
+    check_number(config.momentum, "momentum", 0, 1, high_open=True)
+    check_number(config.weight_decay, "weight_decay", 0)
     require(isinstance(config.defense, Defense), "defense",
             f"must be a Defense instance (see ladsg_jax.defenses.make_defense), "
             f"got {type(config.defense).__name__}")

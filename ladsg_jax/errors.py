@@ -1,6 +1,8 @@
 """The one error type users see for bad input: it names the field and what is allowed."""
 from __future__ import annotations
 
+import argparse
+import numbers
 from typing import Iterable
 
 
@@ -31,3 +33,19 @@ def one_of(field: str, value, allowed: Iterable[str]) -> None:
     """Raises the `unknown` error unless `value` is one of `allowed`."""
     if value not in allowed:
         raise unknown(field, value, allowed)
+
+
+def is_integer(value) -> bool:
+    """An int or a numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are `ConfigError`s (one line naming the argument, exit
+    status 2 from `cli.main`) instead of the usage text and `SystemExit`."""
+
+    def error(self, message: str):
+        if message.startswith("argument "):
+            field, _, rest = message[len("argument "):].partition(": ")
+            raise ConfigError(field, rest)
+        raise ConfigError("arguments", message)

@@ -104,7 +104,7 @@ def check_args(args: argparse.Namespace) -> None:
     if seed is not None and not 0 <= seed < SEED_LIMIT:
         raise ConfigError("seed", f"must be in 0..{SEED_LIMIT - 1}, got {seed}")
     check_run_name(getattr(args, "name", None) if hasattr(args, "runs_dir") else None)
-    for field in ("runs_dir", "checkpoint_dir"):
+    for field in ("runs_dir", "checkpoint_dir", "data_dir"):
         if getattr(args, field, None):
             check_writable_dir(field.replace("_", "-"), getattr(args, field))
 

@@ -22,7 +22,7 @@ import os
 import sys
 import traceback
 
-from ladsg_jax.errors import ConfigError
+from ladsg_jax.errors import ArgumentParser, ConfigError
 
 ENV = "LADSG_JAX_PLUGINS"
 GROUPS = ("ladsg_jax.defenses", "ladsg_jax.attacks")
@@ -35,6 +35,8 @@ def import_source(source: str):
         if source.endswith(".py") or os.path.exists(path):
             if not os.path.isfile(path):
                 raise ConfigError("plugin", f"{source}: no such file")
+            if not path.endswith(".py"):
+                raise ConfigError("plugin", f"{source}: a plugin file is a Python file (*.py)")
             name = "ladsg_jax_plugin_" + hashlib.sha1(path.encode()).hexdigest()[:12]
             if name in sys.modules:
                 return sys.modules[name]
@@ -122,7 +124,7 @@ def load_plugins(sources=(), environ=os.environ) -> None:
 
 
 def plugin_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = ArgumentParser(add_help=False)
     parser.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
                         help="register the defenses and attacks of a plugin file or module "
                              "(repeatable; also $LADSG_JAX_PLUGINS)")

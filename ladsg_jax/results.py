@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 
@@ -10,13 +11,17 @@ import numpy as np
 
 
 def to_jsonable(value):
-    """Arrays and numpy scalars as lists and numbers; tuples as lists; everything else as is."""
+    """Arrays and numpy scalars as lists and numbers; tuples as lists; NaN and infinities as
+    None (JSON null: a record says why, e.g. a run's `diverged` reason); everything else as
+    is."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if hasattr(value, "tolist"):
-        return np.asarray(value).tolist()
+        return to_jsonable(np.asarray(value).tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -84,13 +89,29 @@ def write_csv_atomic(path: str, rows: list[dict]) -> str:
 
 def write_json_atomic(path: str, payload: dict) -> str:
     """Writes `payload` as JSON to `path` atomically (see `write_text_atomic`)."""
-    return write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2))
+    return write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2, allow_nan=False))
 
 
 def summary(values) -> dict:
-    """Mean and standard deviation (over seeds) of a list of numbers."""
-    values = np.asarray(values, dtype=np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+    """Mean and standard deviation (over seeds) of a list of numbers. None entries (a diverged
+    run's) and non-finite ones are left out; `missing` counts them when there are any, and
+    with nothing left the mean and std are None."""
+    kept = [float(v) for v in np.asarray(values, dtype=object).reshape(-1)
+            if v is not None and math.isfinite(float(v))]
+    missing = int(np.size(values)) - len(kept)
+    out = ({"mean": float(np.mean(kept)), "std": float(np.std(kept))} if kept else
+           {"mean": None, "std": None})
+    out["n"] = len(kept)
+    if missing:
+        out["missing"] = missing
+    return out
+
+
+def mean_std(record: dict, digits: int = 3, sep: str = " ± ") -> str:
+    """A `summary` as 'mean ± std', or 'diverged' when every run of it diverged (mean None)."""
+    if record["mean"] is None:
+        return "diverged"
+    return f"{record['mean']:.{digits}f}{sep}{record['std']:.{digits}f}"
 
 
 def check_writable_dir(field: str, path: str) -> None:

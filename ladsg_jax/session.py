@@ -9,6 +9,7 @@ import numpy as np
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.divergence import count_diverged, divergence
 from ladsg_jax.models import resolve_conv_gradients
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -27,7 +28,9 @@ def config_record(config: TrainConfig) -> dict:
 def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 0,
                 progress: bool | str = False, checkpoint_dir: str | None = None) -> dict:
     """Trains `num_seeds` runs of `config` on `data`; returns the JSON record of the session.
-    With `checkpoint_dir` it checkpoints every epoch and resumes an interrupted session."""
+    With `checkpoint_dir` it checkpoints every epoch and resumes an interrupted session.
+    A diverged seed (`ladsg_jax.divergence`) has its reason in `per_seed.diverged`, None as
+    its final accuracy, and is left out of `test_accuracy`; `diverged` counts them."""
     runner = Runner(config)
     start = time.perf_counter()
     with count_compilations() as compiles:
@@ -35,7 +38,9 @@ def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 
                             checkpoint_dir=checkpoint_dir)
         result = jax.block_until_ready(result)
     wall = time.perf_counter() - start
-    final = np.asarray(result.final_test_accuracy)
+    diverged = divergence(result, data.num_classes)
+    final = [None if why else float(a)
+             for a, why in zip(np.asarray(result.final_test_accuracy), diverged)]
     return {
         "dataset": data.name,
         "num_parties": data.num_parties,
@@ -47,7 +52,9 @@ def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 
         "seed": seed,
         "num_seeds": num_seeds,
         "test_accuracy": summary(final),
+        "diverged": count_diverged(diverged),
         "per_seed": {
+            "diverged": diverged,
             "final_test_accuracy": final,
             "test_accuracy": np.asarray(result.test_accuracy),
             "train_loss": np.asarray(result.train_loss),

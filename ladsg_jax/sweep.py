@@ -16,14 +16,13 @@ import math
 import time
 
 import jax
-import numpy as np
 
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import DEFENSES, Defense, make_defense
 from ladsg_jax.errors import ConfigError, require, unknown
-from ladsg_jax.results import summary
+from ladsg_jax.divergence import divergence
 
 LEARNING_RATE = "learning_rate"
 
@@ -123,10 +122,11 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
     with `top_model none`, active completion with the malicious optimizer). Returns the JSON
     record: `grid` (per point: its values; `main_task`, the main-task accuracy per seed of the
     first setting trained, the config's own unless every attack needs the sum-top one;
-    `main_task_by_setting`; each attack per seed with the setting it ran in) and `timing`
-    (wall seconds, compilations)."""
+    `main_task_by_setting`; each attack per seed with the setting it ran in; `diverged`, per
+    training run, each seed's reason or None: a diverged seed is None in every per-seed list
+    and left out of the means) and `timing` (wall seconds, compilations)."""
     from ladsg_jax.attack_table import attack_settings_groups
-    from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
+    from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid, final_accuracy
     from ladsg_jax.vfl.runner import Runner, seed_keys
     from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
@@ -145,15 +145,20 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
                 if names is None:
                     result = Runner(setting_config).fit(data, seed_keys(seed, num_seeds),
                                                         progress=progress, hparams=grid)
-                    accuracy = np.asarray(result.final_test_accuracy).reshape(len(members), -1)
-                    reports = [{"main_task": {**summary(a), "per_seed": a.tolist()}}
-                               for a in accuracy]
+                    reasons = divergence(result, data.num_classes)
+                    reports = [{"main_task": final_accuracy(result, rows, reasons[rows]),
+                                "diverged": {"honest": reasons[rows]}}
+                               for rows in (slice(p * num_seeds, (p + 1) * num_seeds)
+                                            for p in range(len(members)))]
                 else:
                     runner = AttackRunner(setting_config, data, settings)
                     reports = attack_grid(setting_config, data, names, num_seeds, seed,
                                           settings, progress=progress, attack_runner=runner,
                                           hparams=grid)
                 for i, report in zip(members, reports):
+                    for kind, why in report["diverged"].items():
+                        records[i].setdefault("diverged", {})[
+                            f"{kind} top_{setting_config.top_model}"] = why
                     records[i].setdefault("main_task", report["main_task"])
                     records[i].setdefault("main_task_by_setting", {})[
                         f"top_{setting_config.top_model}"] = report["main_task"]

@@ -19,9 +19,10 @@ from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import malicious_sgd
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.view import AttackerView, attacker_view
-from ladsg_jax.config import TrainConfig
+from ladsg_jax.config import TrainConfig, check_number, check_positive_int
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.errors import ConfigError
+from ladsg_jax.divergence import divergence
+from ladsg_jax.errors import ConfigError, is_integer
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -48,6 +49,14 @@ class AttackSettings:
     inversion_steps: int = 300
     inversion_learning_rate: float = 0.05
     malicious_gamma: float = 1.0
+
+    def __post_init__(self):
+        for field in ("known_labels", "scoring_epochs", "inversion_batches", "inversion_steps"):
+            value = getattr(self, field)
+            object.__setattr__(self, field, int(value) if is_integer(value) else value)
+            check_positive_int(getattr(self, field), field)
+        check_number(self.inversion_learning_rate, "inversion_learning_rate", 0, low_open=True)
+        check_number(self.malicious_gamma, "malicious_gamma", 0)
 
 
 class AttackRunner:
@@ -140,14 +149,20 @@ def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     points = 1 if hparams is None else jax.tree.leaves(hparams)[0].shape[0]
-    return [point_report(runs, runner, attacks, data, known_idx, keys, hybrid, p, num_seeds)
-            for p in range(points)]
+    diverged = {kind: divergence(run, data.num_classes) for kind, run in runs.items()}
+    return [point_report(runs, diverged, runner, attacks, data, known_idx, keys, hybrid, p,
+                         num_seeds) for p in range(points)]
 
 
-def point_report(runs: dict, runner: AttackRunner, attacks: list[str], data: VFLData,
-                 known_idx, keys, hybrid: bool, point: int, num_seeds: int) -> dict:
-    """The report of grid point `point`: its seeds' runs (`point·S + seed`) attacked."""
+def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list[str],
+                 data: VFLData, known_idx, keys, hybrid: bool, point: int,
+                 num_seeds: int) -> dict:
+    """The report of grid point `point`: its seeds' runs (`point·S + seed`) attacked. A run
+    that diverged (`diverged[kind][run]`, `ladsg_jax.divergence`) is not attacked: its seed's
+    scores are None and left out of the summaries; `diverged` lists each training run's
+    reasons."""
     rows = slice(point * num_seeds, (point + 1) * num_seeds)
+    reasons = {kind: why[rows] for kind, why in diverged.items()}
     scores = {name: [] for name in attacks}
     for s in range(num_seeds):
         views = {kind: attacker_view(run, point * num_seeds + s, data, known_idx)
@@ -155,24 +170,36 @@ def point_report(runs: dict, runner: AttackRunner, attacks: list[str], data: VFL
         for name in attacks:
             kind = ("malicious" if hybrid or ATTACKS[name].training == "malicious"
                     else "honest")
-            scores[name].append(runner.run(name, views[kind], keys[s]))
-    main_run = runs.get("honest", runs.get("malicious"))
-    main_accuracy = np.asarray(main_run.final_test_accuracy)[rows]
-    out = {"main_task": {**summary(main_accuracy), "per_seed": main_accuracy.tolist()},
-           "known_labels": int(known_idx.size), "hybrid": hybrid, "attacks": {}}
+            scores[name].append(None if reasons[kind][s] else
+                                runner.run(name, views[kind], keys[s]))
+    main_kind = "honest" if "honest" in runs else "malicious"
+    out = {"main_task": final_accuracy(runs[main_kind], rows, reasons[main_kind]),
+           "known_labels": int(known_idx.size), "hybrid": hybrid, "attacks": {},
+           "diverged": reasons}
     if "malicious" in runs:
-        out["main_task_malicious"] = summary(
-            np.asarray(runs["malicious"].final_test_accuracy)[rows])
+        out["main_task_malicious"] = final_accuracy(runs["malicious"], rows,
+                                                    reasons["malicious"])
+        del out["main_task_malicious"]["per_seed"]
     for kind, run in runs.items():
         for name, values in run.defense_metrics.items():     # e.g. ND's flag rates
             values = np.asarray(values)[rows]
-            per_seed = values.reshape(num_seeds, values.shape[1], -1)[..., 0]
+            per_seed = values.reshape(num_seeds, values.shape[1], -1)[..., 0].mean(axis=1)
             out.setdefault("defense_metrics", {}).setdefault(kind, {})[name] = summary(
-                per_seed.mean(axis=1))
+                [None if why else v for v, why in zip(per_seed, reasons[kind])])
     for name, per_seed in scores.items():
-        record = {"metric": per_seed[0]["metric"], "per_seed": [r["score"] for r in per_seed],
-                  **summary([r["score"] for r in per_seed])}
-        if "train_score" in per_seed[0]:
-            record["train"] = summary([r["train_score"] for r in per_seed])
+        done = [r for r in per_seed if r is not None]
+        values = [None if r is None else r["score"] for r in per_seed]
+        record = {"metric": done[0]["metric"] if done else ATTACKS[name].metric,
+                  "per_seed": values, **summary(values)}
+        if done and "train_score" in done[0]:
+            record["train"] = summary([None if r is None else r["train_score"]
+                                       for r in per_seed])
         out["attacks"][name] = record
     return out
+
+
+def final_accuracy(run, rows: slice, reasons: list) -> dict:
+    """The summary and per-seed list of a run's final test accuracy (None where diverged)."""
+    accuracy = [None if why else float(a)
+                for a, why in zip(np.asarray(run.final_test_accuracy)[rows], reasons)]
+    return {**summary(accuracy), "per_seed": accuracy}

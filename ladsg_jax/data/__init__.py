@@ -20,7 +20,7 @@ from ladsg_jax.data.catalog import SPECS
 from ladsg_jax.data.partition import column_counts, split_columns
 from ladsg_jax.data.scaling import normalize
 from ladsg_jax.data.synthetic import make_synthetic
-from ladsg_jax.errors import ConfigError, one_of, require, unknown
+from ladsg_jax.errors import ConfigError, is_integer, one_of, require, unknown
 
 # name -> (kind, options accepted by `load`, description)
 DATASETS = {
@@ -95,10 +95,12 @@ def from_arrays(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     that leaves a party no column.
     """
     one_of("kind", kind, KINDS)
-    require(isinstance(num_classes, int) and num_classes >= 2, "num_classes",
+    require(is_integer(num_classes) and num_classes >= 2, "num_classes",
             f"must be an integer of at least 2, got {num_classes!r}")
+    num_classes, vocab_size = int(num_classes), (int(vocab_size) if is_integer(vocab_size)
+                                                 else vocab_size)
     if kind == "tokens":
-        require(isinstance(vocab_size, int) and vocab_size >= 2, "vocab_size",
+        require(is_integer(vocab_size) and vocab_size >= 2, "vocab_size",
                 f"token data need the number of ids (at least 2), got {vocab_size!r}")
     else:
         require(vocab_size == 0, "vocab_size", f"only token data have one; {kind} data: 0")

@@ -40,7 +40,13 @@ class VFLData:
 
 
 def check_split(field: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
-    """Rejects NaN or infinite features, labels outside [0, num_classes) and length mismatches."""
+    """Rejects features that are not numbers or not finite, labels that are not one integer in
+    [0, num_classes) per sample, and length mismatches."""
+    require(y.ndim == 1, f"{field}.labels",
+            f"must hold one class index per sample, shape (N,), got shape {y.shape}"
+            + (" (use y.reshape(-1))" if y.ndim == 2 and y.shape[1] == 1 else ""))
+    require(np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_, f"{field}.features",
+            f"must be numbers, got dtype {x.dtype}")
     require(x.shape[0] == y.shape[0], field,
             f"{x.shape[0]} feature rows but {y.shape[0]} labels; they must match")
     require(x.shape[0] > 0, field, "no samples")

@@ -182,7 +182,8 @@ def _download(spec: DatasetSpec, data_dir: str, manual_dir: str) -> str:
 def _locate(spec: DatasetSpec, source: str | None, manual_dir: str) -> str | None:
     if spec.source is None:
         path = source or sklearn_file(spec)
-        require(os.path.exists(path), "source", f"{spec.name}: file {path} not found")
+        require(os.path.isfile(path), "source", f"{spec.name}: file {path} not found")
+        require(os.path.getsize(path) > 0, "source", f"{spec.name}: file {path} is empty")
         return path
     require(source is None, "source", f"{spec.name} reads its file from manual_dir; "
                                       "pass manual_dir=DIR holding " + spec.source.names[0])
@@ -283,10 +284,41 @@ def read_prepared(name: str, data_dir: str, source: str | None = None,
     Features keep the stored dtype (uint8 images, int32 token ids, float32 otherwise); the
     result also holds num_classes, vocab_size and the info dict.
     """
-    info = prepare_copy(name, data_dir, source=source, manual_dir=manual_dir, **options)
     spec = spec_for(name)
-    builder = make_builder(name, data_dir, spec.content_options(options))
-    out = {"num_classes": spec.num_classes, "vocab_size": spec.vocab_size, "info": info}
-    for split in ("train", "test"):
-        out[f"{split}_x"], out[f"{split}_y"] = read_split(builder, split)
+    split = None
+    try:
+        info = prepare_copy(name, data_dir, source=source, manual_dir=manual_dir, **options)
+        builder = make_builder(name, data_dir, spec.content_options(options))
+        out = {"num_classes": spec.num_classes, "vocab_size": spec.vocab_size, "info": info}
+        for split in ("train", "test"):
+            out[f"{split}_x"], out[f"{split}_y"] = read_split(builder, split)
+    except ConfigError:
+        raise
+    except Exception as err:            # noqa: BLE001 (TFDS, protobuf and Riegeli raise many)
+        raise broken_copy(name, data_dir, spec.content_options(options), split, err) from None
     return out
+
+
+def broken_copy(name: str, data_dir: str, options: dict, split: str | None,
+                err: Exception) -> ConfigError:
+    """The one-line error for a prepared copy that cannot be read: the file at fault (a split's
+    array_record file, or a JSON file that does not parse) and the commands that rebuild it."""
+    root = os.path.join(data_dir, f"ladsg_{name}")
+    files = glob.glob(os.path.join(glob.escape(root), "**", "*"), recursive=True)
+    culprit = None
+    if split is not None:
+        culprit = next((f for f in sorted(files) if f"-{split}.array_record" in f), None)
+    for path in sorted(f for f in files if f.endswith(".json")):
+        if culprit is None:
+            try:
+                with open(path) as f:
+                    json.load(f)
+            except (OSError, ValueError):
+                culprit = path
+    folder = os.path.dirname(culprit) if culprit else root
+    flags = "".join(f" --option {k}={v}" for k, v in options.items())
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    return ConfigError(f"dataset {name}",
+                       f"the prepared copy cannot be read ({culprit or root}: "
+                       f"{type(err).__name__}: {reason}); rebuild it: rm -r {folder} && "
+                       f"ladsg-jax data prepare {name} --data-dir {data_dir}{flags}")

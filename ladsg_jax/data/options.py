@@ -20,5 +20,7 @@ def parse_data_options(items: list[str]) -> dict:
                 break
             except ValueError:
                 pass
+        if key in options:
+            raise ConfigError("data-option", f"{key!r} is given twice")
         options[key] = value
     return options

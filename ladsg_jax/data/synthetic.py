@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ladsg_jax.errors import require
+from ladsg_jax.errors import is_integer, require
 
 
 def make_synthetic(num_classes: int = 2, num_features: int = 8, separation: float = 2.0,
@@ -19,8 +19,7 @@ def make_synthetic(num_classes: int = 2, num_features: int = 8, separation: floa
     for field, value, low in (("num_classes", num_classes, 2), ("num_features", num_features, 1),
                               ("num_train", num_train, 1), ("num_test", num_test, 1),
                               ("seed", seed, 0)):
-        require(isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                and value >= low, f"synthetic.{field}",
+        require(is_integer(value) and value >= low, f"synthetic.{field}",
                 f"must be an integer ≥ {low}, got {value!r}")
     require(isinstance(separation, numbers.Real) and not isinstance(separation, bool)
             and math.isfinite(separation) and separation >= 0, "synthetic.separation",

@@ -1,17 +1,39 @@
 """Per-epoch checkpoints of a training run with orbax, so a killed run resumes where it stopped.
 
-A run's checkpoint directory holds `run.json` (what run it is: config, data set, seeds) and one
-orbax `CheckpointManager` per group of seeds trained together (`group_0`, ...: one group when
-seeds are vmapped, one per seed when they run in sequence). Each checkpoint is the training
-state after an epoch (PRNG key included, as raw key data) and the epoch metrics so far, so
-resuming continues the same key sequence and gives the same final numbers as a run that was
-never stopped. orbax writes each checkpoint to a temporary folder and renames it when complete:
-a kill mid-save leaves the previous checkpoint.
+A run's checkpoint directory holds `run.json` (what run it is: `run_identity`), `.lock` (held
+while a run uses the folder) and one orbax `CheckpointManager` per group of seeds trained
+together (`group_0`, ...: one group when seeds are vmapped, one per seed when they run in
+sequence). Each checkpoint is the training state after an epoch (PRNG key included, as raw key
+data) and the epoch metrics so far, so resuming continues the same key sequence and gives the
+same final numbers as a run that was never stopped.
+
+What can go wrong, and what happens:
+- another setting in the same folder (a changed config, defense, data set, data option, split
+  or shares, seeds or grid): `ConfigError` naming what differs, before anything trains;
+- two runs on one folder at once: the second gets a `ConfigError` naming the folder and the
+  first run (its pid, host and command), from the lock;
+- a kill mid-save: orbax writes each checkpoint to a temporary folder and renames it when
+  complete, so the previous checkpoint stays; the temporary folder is removed when the folder
+  is next opened. Ctrl-C (SIGINT) during a save is held until the save is complete;
+- a damaged checkpoint (a truncated array file, a broken `_METADATA`: any file that differs
+  from the digest written beside it, `digests/group_G/EPOCH.json`, or that orbax cannot read):
+  restoring falls back to the newest intact one with a warning line on stderr and removes the
+  damaged ones; with none intact, or an unreadable `run.json`, a `ConfigError` says so and how
+  to start over.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
+import hashlib
 import json
 import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -22,44 +44,132 @@ from ladsg_jax.results import check_writable_dir, write_json_atomic
 from ladsg_jax.vfl.train import WireRecord
 
 KEEP = 2   # checkpoints kept per group
+# what each part of the identity covers, for the message when a folder holds another run's
+PARTS = {"config": "the training config or the defense", "data": "the data set",
+         "data_fingerprint": "the data (an option, the split or the shares)",
+         "feature_shapes": "the parties' feature shapes", "keys": "the seeds",
+         "hparams": "the grid's values"}
 
 
-def run_identity(config, data_name: str, keys, hparams=None) -> dict:
-    """What must match for a checkpoint to belong to a run: config, data set, seed keys and
-    the runs' hyperparameters."""
+def data_fingerprint(data) -> str:
+    """A digest of every array of a `VFLData` (values, shapes, dtypes) and its static fields:
+    equal only for the same data set, options, split and shares."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((data.name, data.num_classes, data.kind, data.vocab_size)).encode())
+    for leaf in jax.tree.leaves(data):
+        leaf = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{leaf.dtype}{leaf.shape}".encode())
+        digest.update(memoryview(leaf).cast("B"))
+    return digest.hexdigest()
+
+
+def run_identity(config, data, keys, hparams=None) -> dict:
+    """What must match for a checkpoint to belong to a run: everything that changes its
+    numbers (the config with its defense, the data set and a fingerprint of its arrays, the
+    seed keys and the runs' hyperparameters)."""
     key_data = (keys if isinstance(keys, np.ndarray) else
                 np.asarray(jax.random.key_data(keys))).tolist()
-    identity = {"config": repr(config), "data": data_name, "keys": key_data}
+    identity = {"config": repr(config), "data": data.name,
+                "data_fingerprint": data_fingerprint(data),
+                "feature_shapes": [list(np.shape(x)[1:]) for x in data.train_x],
+                "keys": key_data}
     if hparams is not None:
         identity["hparams"] = [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(hparams)]
     return identity
 
 
+@contextlib.contextmanager
+def sigint_held():
+    """Ctrl-C inside the block takes effect when it ends (a checkpoint is written whole)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def warn(message: str) -> None:
+    print(f"ladsg-jax: warning: checkpoint_dir: {message}", file=sys.stderr)
+
+
 class EpochCheckpoints:
-    """Save and restore one run's per-epoch checkpoints under `directory`."""
+    """Save and restore one run's per-epoch checkpoints under `directory`; holds the folder's
+    lock until `close` (use it as a context manager)."""
 
     def __init__(self, directory: str, identity: dict):
         import orbax.checkpoint as ocp
 
         check_writable_dir("checkpoint_dir", directory)
         self._ocp, self.directory = ocp, os.path.abspath(directory)
-        marker = os.path.join(self.directory, "run.json")
-        if os.path.exists(marker):
-            with open(marker) as f:
-                if json.load(f) != identity:
-                    raise ConfigError("checkpoint_dir", f"{directory} holds checkpoints of "
-                                                        "another run (config, data or seeds "
-                                                        "differ); use another directory")
-        else:
-            write_json_atomic(marker, identity)
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock = self._take_lock()
+        try:
+            self._check_identity(identity)
+        except BaseException:
+            self.close()
+            raise
+        for tmp in glob.glob(os.path.join(self.directory, "group_*", "*orbax-checkpoint-tmp*")):
+            shutil.rmtree(tmp, ignore_errors=True)       # a save cut short by a kill
         self._managers: dict[int, object] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _take_lock(self) -> int:
+        import fcntl
+
+        path = os.path.join(self.directory, ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError("checkpoint_dir", f"{self.directory} is in use by another run "
+                                                f"({holder}); wait for it to end or use "
+                                                "another folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, (f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                      f"{' '.join(sys.argv) or 'python'}").encode())
+        return fd
+
+    def _check_identity(self, identity: dict) -> None:
+        marker = os.path.join(self.directory, "run.json")
+        if not os.path.exists(marker):
+            write_json_atomic(marker, identity)
+            return
+        try:
+            with open(marker) as f:
+                held = json.load(f)
+            if not isinstance(held, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as err:
+            raise ConfigError("checkpoint_dir", f"{marker} is unreadable ({err}); delete "
+                                                f"{self.directory} to start over") from None
+        differ = [PARTS.get(k, k) for k in dict.fromkeys([*identity, *held])
+                  if identity.get(k) != held.get(k)]
+        if differ:
+            raise ConfigError("checkpoint_dir", f"{self.directory} holds checkpoints of "
+                                                f"another run ({', '.join(differ)} differ); "
+                                                "use another folder")
 
     def _manager(self, group: int):
         if group not in self._managers:
             ocp = self._ocp
             self._managers[group] = ocp.CheckpointManager(
                 os.path.join(self.directory, f"group_{group}"),
-                options=ocp.CheckpointManagerOptions(max_to_keep=KEEP))
+                options=ocp.CheckpointManagerOptions(max_to_keep=KEEP,
+                                                     enable_async_checkpointing=False))
         return self._managers[group]
 
     def save(self, group: int, epoch: int, state, history: list, wires: list) -> None:
@@ -70,31 +180,120 @@ class EpochCheckpoints:
                 "wires": stack([{"indices": w.indices, "messages": list(w.messages)}
                                 for w in wires])}
         manager = self._manager(group)
-        manager.save(epoch, args=self._ocp.args.StandardSave(item))
-        manager.wait_until_finished()
+        with sigint_held():
+            manager.save(epoch, args=self._ocp.args.StandardSave(item))
+            manager.wait_until_finished()
+            self._write_digests(group, epoch, manager.all_steps())
+
+    def _step_dir(self, group: int, epoch: int) -> str:
+        return os.path.join(self.directory, f"group_{group}", str(epoch))
+
+    def _digest_path(self, group: int, epoch: int) -> str:
+        return os.path.join(self.directory, "digests", f"group_{group}", f"{epoch}.json")
+
+    def _write_digests(self, group: int, epoch: int, kept) -> None:
+        """A digest of every file of the step just written (checked before orbax reads it,
+        which reports damage in many ways, some only as log noise); digests of steps orbax
+        has dropped are removed."""
+        write_json_atomic(self._digest_path(group, epoch),
+                          file_digests(self._step_dir(group, epoch)))
+        folder = os.path.dirname(self._digest_path(group, epoch))
+        for name in os.listdir(folder):
+            if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) not in kept:
+                os.unlink(os.path.join(folder, name))
+
+    def _damage(self, group: int, epoch: int) -> str | None:
+        """What is wrong with a step's files against their digests (None: nothing, or no
+        digest to check against)."""
+        path = self._digest_path(group, epoch)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                want = json.load(f)
+        except (OSError, ValueError):
+            return f"its digest file {path} is unreadable"
+        got = file_digests(self._step_dir(group, epoch))
+        for name in sorted(set(want) | set(got)):
+            if want.get(name) != got.get(name):
+                return f"{name} {'is missing' if name not in got else 'changed'}"
+        return None
 
     def restore(self, group: int, template):
-        """`(epochs done, state, history, wires)` of the group's latest checkpoint, or None.
+        """`(epochs done, state, history, wires)` of the group's newest intact checkpoint, or
+        None when it has none.
 
         `template` is a state of the right structure (e.g. the freshly initialized one);
         history and wires come back as lists of per-epoch entries, as `Runner.fit` keeps them.
+        A damaged checkpoint is reported, removed, and the next older one tried.
         """
-        manager = self._manager(group)
-        epoch = manager.latest_step()
-        if epoch is None:
-            return None
-        item = manager.restore(epoch, args=self._ocp.args.StandardRestore())
+        damaged = []
+        try:
+            steps = sorted(self._manager(group).all_steps(), reverse=True)
+        except Exception as err:                    # noqa: BLE001 (orbax raises many kinds)
+            steps, damaged = [], [f"group_{group}: {type(err).__name__}: {err}"]
+        for epoch in steps:
+            problem = self._damage(group, epoch)
+            if problem is None:
+                try:
+                    restored = self._restore_step(group, epoch, template)
+                except Exception as err:            # noqa: BLE001
+                    problem = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            if problem is not None:
+                damaged.append(f"{self._step_dir(group, epoch)}: {problem}")
+                continue
+            if damaged:
+                self._remove_steps(group, [s for s in steps if s > epoch])
+                warn(f"damaged, removed: {'; '.join(damaged)}; resuming seed group {group} "
+                     f"from epoch {epoch}")
+            return restored
+        if damaged:
+            raise ConfigError("checkpoint_dir", f"no intact checkpoint of seed group {group} "
+                                                f"({'; '.join(damaged)}); delete "
+                                                f"{self.directory} to start over")
+        return None
+
+    def _restore_step(self, group: int, epoch: int, template):
+        item = self._manager(group).restore(epoch, args=self._ocp.args.StandardRestore())
         raw_template = template.replace(key=jax.random.key_data(template.key))
         state = serialization.from_state_dict(raw_template, item["state"])
+        for want, got in zip(jax.tree.leaves(raw_template), jax.tree.leaves(state)):
+            if np.shape(want) != np.shape(got):
+                raise ValueError(f"array of shape {np.shape(got)}, expected {np.shape(want)}")
         state = state.replace(key=jax.random.wrap_key_data(state.key))
         wires = [WireRecord(indices=w["indices"], messages=tuple(
                      w["messages"][str(k)] for k in range(len(w["messages"]))))
                  for w in unstack(item["wires"], None)]
         return epoch, state, unstack(item["history"], epoch), wires
 
+    def _remove_steps(self, group: int, steps: list) -> None:
+        manager = self._managers.pop(group)
+        manager.close()
+        for step in steps:
+            shutil.rmtree(self._step_dir(group, step), ignore_errors=True)
+            if os.path.exists(self._digest_path(group, step)):
+                os.unlink(self._digest_path(group, step))
+
     def close(self) -> None:
-        for manager in self._managers.values():
+        """Closes the orbax managers and releases the folder's lock (idempotent)."""
+        for manager in getattr(self, "_managers", {}).values():
             manager.close()
+        self._managers = {}
+        if self._lock is not None:
+            os.close(self._lock)            # releases the flock
+            self._lock = None
+
+
+def file_digests(folder: str) -> dict:
+    """{path relative to `folder`: blake2b digest} of every file under `folder`."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.file_digest(
+                    f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+    return out
 
 
 def stack(entries: list):

@@ -228,6 +228,33 @@ class Runner:
         `initial_states` built it): `(state, epoch metrics, WireRecord or None)`."""
         return self._epoch(state, jax.device_put(data))
 
+    def _fit_group(self, g: int, keys, hparams, data: VFLData, checkpoints, on_epoch,
+                   bar) -> Result:
+        """Trains seed group `g` for the config's epochs, from its last checkpoint if any."""
+        state = self._init(keys, data, hparams)
+        history, wires, done = [], [], 0
+        restored = checkpoints.restore(g, state) if checkpoints else None
+        if restored is not None:
+            done, state, history, wires = restored
+            bar.update(done)
+        for epoch in range(done, self.config.epochs):
+            state, metrics, wire = self._epoch(state, data)
+            if wire is not None:
+                wires = [wire] if self.config.record_wire == "last" else wires + [wire]
+            metrics = jax.device_get(metrics)
+            history.append(metrics)
+            if checkpoints:
+                checkpoints.save(g, epoch + 1, state, history, wires)
+            if on_epoch is not None:
+                on_epoch(g, epoch + 1)
+            bar.update(1)
+            bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
+        stacked = {k: np.stack([m[k] for m in history], axis=self._seed_lead)
+                   for k in history[0]}
+        wire = (jax.tree.map(lambda *w: jnp.stack(w, axis=self._seed_lead), *wires)
+                if wires else None)
+        return result_from_history(state, stacked, wire)
+
     def fit(self, data: VFLData, keys: jax.Array, progress: bool | str = False,
             checkpoint_dir: str | None = None, on_epoch: Callable | None = None,
             hparams=None) -> Result:
@@ -245,49 +272,28 @@ class Runner:
         require(isinstance(data, VFLData), "data", f"must be a VFLData, got {type(data).__name__}")
         require(getattr(keys, "ndim", 0) >= 1 and keys.shape[0] > 0, "keys",
                 f"must hold at least one key (seed_keys), got {getattr(keys, 'shape', keys)}")
-        data, keys = jax.device_put(data), jnp.asarray(keys)
+        given, data, keys = data, jax.device_put(data), jnp.asarray(keys)
         if self._epoch is None:
             self._build(data, first_key(keys))
         seeds_per_point = keys.shape[0]
         keys, hparams = self.runs(keys, hparams)           # raw key data from here on
-        epochs = self.config.epochs
+        groups = self.groups(keys, hparams, seeds_per_point)
         checkpoints = None
         if checkpoint_dir is not None:
             from ladsg_jax.vfl.checkpoint import EpochCheckpoints, run_identity
             checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
-                self.config, data.name, keys, hparams))
-        label = progress if isinstance(progress, str) else data.name
-        groups = self.groups(keys, hparams, seeds_per_point)
-        bar = tqdm(total=epochs * len(groups), desc=label, unit="epoch", disable=not progress,
-                   leave=False)
-        results = []
-        for g, (group_keys, group_hparams) in enumerate(groups):
-            state = self._init(group_keys, data, group_hparams)
-            history, wires, done = [], [], 0
-            restored = checkpoints.restore(g, state) if checkpoints else None
-            if restored is not None:
-                done, state, history, wires = restored
-                bar.update(done)
-            for epoch in range(done, epochs):
-                state, metrics, wire = self._epoch(state, data)
-                if wire is not None:
-                    wires = [wire] if self.config.record_wire == "last" else wires + [wire]
-                metrics = jax.device_get(metrics)
-                history.append(metrics)
-                if checkpoints:
-                    checkpoints.save(g, epoch + 1, state, history, wires)
-                if on_epoch is not None:
-                    on_epoch(g, epoch + 1)
-                bar.update(1)
-                bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
-            stacked = {k: np.stack([m[k] for m in history], axis=self._seed_lead)
-                       for k in history[0]}
-            wire = (jax.tree.map(lambda *w: jnp.stack(w, axis=self._seed_lead), *wires)
-                    if wires else None)
-            results.append(result_from_history(state, stacked, wire))
-        bar.close()
-        if checkpoints:
-            checkpoints.close()
+                self.config, given, keys, hparams))
+        bar = tqdm(total=self.config.epochs * len(groups),
+                   desc=progress if isinstance(progress, str) else data.name, unit="epoch",
+                   disable=not progress, leave=False)
+        try:
+            results = [self._fit_group(g, group_keys, group_hparams, data, checkpoints,
+                                       on_epoch, bar)
+                       for g, (group_keys, group_hparams) in enumerate(groups)]
+        finally:                    # Ctrl-C included: the lock and orbax's threads let go
+            bar.close()
+            if checkpoints:
+                checkpoints.close()
         if self.seeds == "vmap":
             return results[0] if len(results) == 1 else concatenate_runs(results)
         return stack_runs(results)
