@@ -39,7 +39,7 @@ from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
-from ladsg_jax.divergence import divergence
+from ladsg_jax.divergence import divergence, kept
 from ladsg_jax.errors import ConfigError, one_of
 from ladsg_jax.models import apply_stateful
 from ladsg_jax.plugins import load_plugins, plugin_parser
@@ -381,22 +381,21 @@ def tsne(cfg: dict, out: str, progress: bool = True) -> str:
         ckpt = records.checkpoints(dataset, label)
         result = Runner(config).fit(data, seed_keys(0, cfg["seeds"]), checkpoint_dir=ckpt)
         reasons = divergence(result, data.num_classes)
-        kept = [s for s, why in enumerate(reasons) if why is None]
+        good_seeds = [s for s, why in enumerate(reasons) if why is None]
         shutil.rmtree(ckpt, ignore_errors=True)
-        if not kept:
+        if not good_seeds:
             records.add({"dataset": dataset, "setting": label, "diverged": reasons,
                          "skipped": f"every seed diverged ({reasons[0]})"})
             continue
         n = min(cfg["samples"], data.num_train)
         x, y = data.train_x[0][:n], np.asarray(data.train_y[:n])
-        embeddings = [party0_embeddings(config, data, result, s, x) for s in kept]
+        embeddings = [party0_embeddings(config, data, result, s, x) for s in good_seeds]
         silhouettes = [float(silhouette_score(e, y)) for e in embeddings]
         coords = TSNE(n_components=2, init="pca", perplexity=min(30, n - 1),
                       random_state=0).fit_transform(embeddings[0])
         records.add({"dataset": dataset, "setting": label, "stages": list(stages),
                      "seeds": cfg["seeds"], "samples": n,
-                     "main_task": summary([None if why else float(a) for a, why in zip(
-                         np.asarray(result.final_test_accuracy), reasons)]),
+                     "main_task": summary(kept(result.final_test_accuracy, reasons)),
                      "silhouette": {**summary(silhouettes), "per_seed": silhouettes},
                      "diverged": reasons, "tsne": coords.round(3).tolist(),
                      "labels": y.tolist()})

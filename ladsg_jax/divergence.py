@@ -61,6 +61,21 @@ def divergence(result, num_classes: int) -> list[str | None]:
     return reasons
 
 
+def kept(values, reasons: list[str | None]) -> list[float | None]:
+    """Per run, its value as a float, or None where the run diverged (what summaries leave
+    out)."""
+    return [None if why else float(v) for v, why in zip(np.asarray(values), reasons)]
+
+
+def final_accuracy(result, rows: slice, reasons: list[str | None]) -> dict:
+    """The summary and per-seed list of `result`'s final test accuracy over the runs `rows`
+    (None where diverged; `reasons` are those runs')."""
+    from ladsg_jax.results import summary
+
+    accuracy = kept(np.asarray(result.final_test_accuracy)[rows], reasons)
+    return {**summary(accuracy), "per_seed": accuracy}
+
+
 def count_diverged(reasons: list[str | None]) -> int:
     return sum(r is not None for r in reasons)
 

@@ -9,7 +9,7 @@ import numpy as np
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.divergence import count_diverged, divergence
+from ladsg_jax.divergence import count_diverged, divergence, kept
 from ladsg_jax.models import resolve_conv_gradients
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -39,8 +39,7 @@ def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 
         result = jax.block_until_ready(result)
     wall = time.perf_counter() - start
     diverged = divergence(result, data.num_classes)
-    final = [None if why else float(a)
-             for a, why in zip(np.asarray(result.final_test_accuracy), diverged)]
+    final = kept(result.final_test_accuracy, diverged)
     return {
         "dataset": data.name,
         "num_parties": data.num_parties,

@@ -22,7 +22,7 @@ from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import DEFENSES, Defense, make_defense
 from ladsg_jax.errors import ConfigError, require, unknown
-from ladsg_jax.divergence import divergence
+from ladsg_jax.divergence import divergence, final_accuracy
 
 LEARNING_RATE = "learning_rate"
 
@@ -126,7 +126,7 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
     training run, each seed's reason or None: a diverged seed is None in every per-seed list
     and left out of the means) and `timing` (wall seconds, compilations)."""
     from ladsg_jax.attack_table import attack_settings_groups
-    from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid, final_accuracy
+    from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
     from ladsg_jax.vfl.runner import Runner, seed_keys
     from ladsg_jax.vfl.train import default_hparams, stack_hparams
 

@@ -21,7 +21,7 @@ from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.view import AttackerView, attacker_view
 from ladsg_jax.config import TrainConfig, check_number, check_positive_int
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.divergence import divergence
+from ladsg_jax.divergence import divergence, final_accuracy, kept
 from ladsg_jax.errors import ConfigError, is_integer
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.model import VFLModel
@@ -185,7 +185,7 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
             values = np.asarray(values)[rows]
             per_seed = values.reshape(num_seeds, values.shape[1], -1)[..., 0].mean(axis=1)
             out.setdefault("defense_metrics", {}).setdefault(kind, {})[name] = summary(
-                [None if why else v for v, why in zip(per_seed, reasons[kind])])
+                kept(per_seed, reasons[kind]))
     for name, per_seed in scores.items():
         done = [r for r in per_seed if r is not None]
         values = [None if r is None else r["score"] for r in per_seed]
@@ -197,9 +197,3 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         out["attacks"][name] = record
     return out
 
-
-def final_accuracy(run, rows: slice, reasons: list) -> dict:
-    """The summary and per-seed list of a run's final test accuracy (None where diverged)."""
-    accuracy = [None if why else float(a)
-                for a, why in zip(np.asarray(run.final_test_accuracy)[rows], reasons)]
-    return {**summary(accuracy), "per_seed": accuracy}

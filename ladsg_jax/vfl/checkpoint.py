@@ -1,8 +1,8 @@
 """Per-epoch checkpoints of a training run with orbax, so a killed run resumes where it stopped.
 
-A run's checkpoint directory holds `run.json` (what run it is: `run_identity`), `.lock` (held
-while a run uses the folder) and one orbax `CheckpointManager` per group of seeds trained
-together (`group_0`, ...: one group when seeds are vmapped, one per seed when they run in
+A run's checkpoint directory holds `run.json` (what run it is: `vfl.identity.run_identity`),
+`.lock` (held while a run uses the folder) and one orbax `CheckpointManager` per group of seeds
+trained together (`group_0`, ...: one group when seeds are vmapped, one per seed when they run in
 sequence). Each checkpoint is the training state after an epoch (PRNG key included, as raw key
 data) and the epoch metrics so far, so resuming continues the same key sequence and gives the
 same final numbers as a run that was never stopped.
@@ -41,43 +41,10 @@ from flax import serialization
 
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import check_writable_dir, write_json_atomic
+from ladsg_jax.vfl.identity import differences
 from ladsg_jax.vfl.train import WireRecord
 
 KEEP = 2   # checkpoints kept per group
-# what each part of the identity covers, for the message when a folder holds another run's
-PARTS = {"config": "the training config or the defense", "data": "the data set",
-         "data_fingerprint": "the data (an option, the split or the shares)",
-         "feature_shapes": "the parties' feature shapes", "keys": "the seeds",
-         "hparams": "the grid's values"}
-
-
-def data_fingerprint(data) -> str:
-    """A digest of every array of a `VFLData` (values, shapes, dtypes) and its static fields:
-    equal only for the same data set, options, split and shares."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr((data.name, data.num_classes, data.kind, data.vocab_size)).encode())
-    for leaf in jax.tree.leaves(data):
-        leaf = np.ascontiguousarray(np.asarray(leaf))
-        digest.update(f"{leaf.dtype}{leaf.shape}".encode())
-        digest.update(memoryview(leaf).cast("B"))
-    return digest.hexdigest()
-
-
-def run_identity(config, data, keys, hparams=None) -> dict:
-    """What must match for a checkpoint to belong to a run: everything that changes its
-    numbers (the config with its defense, the data set and a fingerprint of its arrays, the
-    seed keys and the runs' hyperparameters)."""
-    key_data = (keys if isinstance(keys, np.ndarray) else
-                np.asarray(jax.random.key_data(keys))).tolist()
-    identity = {"config": repr(config), "data": data.name,
-                "data_fingerprint": data_fingerprint(data),
-                "feature_shapes": [list(np.shape(x)[1:]) for x in data.train_x],
-                "keys": key_data}
-    if hparams is not None:
-        identity["hparams"] = [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(hparams)]
-    return identity
-
-
 @contextlib.contextmanager
 def sigint_held():
     """Ctrl-C inside the block takes effect when it ends (a checkpoint is written whole)."""
@@ -88,8 +55,9 @@ def sigint_held():
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:        # None: a handler not set from Python, which Python cannot put back
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
+                      else previous)
         if caught:
             raise KeyboardInterrupt
 
@@ -156,8 +124,7 @@ class EpochCheckpoints:
         except (OSError, ValueError) as err:
             raise ConfigError("checkpoint_dir", f"{marker} is unreadable ({err}); delete "
                                                 f"{self.directory} to start over") from None
-        differ = [PARTS.get(k, k) for k in dict.fromkeys([*identity, *held])
-                  if identity.get(k) != held.get(k)]
+        differ = differences(identity, held)
         if differ:
             raise ConfigError("checkpoint_dir", f"{self.directory} holds checkpoints of "
                                                 f"another run ({', '.join(differ)} differ); "

@@ -213,6 +213,12 @@ class Runner:
     def initial_states(self, data: VFLData, keys: jax.Array, hparams=None) -> list:
         """The states `fit` starts from, one per group of runs (the jitted init: parameters and
         the defense's setup, e.g. LADSG's teacher or CAE's autoencoder training)."""
+        data, keys, hparams, groups = self._prepare(data, keys, hparams)
+        return [self._init(k, data, h) for k, h in groups]
+
+    def _prepare(self, data: VFLData, keys: jax.Array, hparams):
+        """`data` on the device, every run's raw key data and hyperparameters, and the groups
+        of runs (`groups`), the programs built on first use; bad data or keys are refused."""
         require(isinstance(data, VFLData), "data", f"must be a VFLData, got {type(data).__name__}")
         require(getattr(keys, "ndim", 0) >= 1 and keys.shape[0] > 0, "keys",
                 f"must hold at least one key (seed_keys), got {getattr(keys, 'shape', keys)}")
@@ -221,7 +227,7 @@ class Runner:
             self._build(data, first_key(keys))
         num_seeds = keys.shape[0]
         keys, hparams = self.runs(keys, hparams)
-        return [self._init(k, data, h) for k, h in self.groups(keys, hparams, num_seeds)]
+        return data, keys, hparams, self.groups(keys, hparams, num_seeds)
 
     def epoch(self, state, data: VFLData):
         """One epoch of a seed group's state with the compiled strategy (after `fit` or
@@ -269,18 +275,12 @@ class Runner:
         (`ladsg_jax.vfl.checkpoint`).
         `on_epoch(group, epoch)` is called after each epoch (and its checkpoint).
         """
-        require(isinstance(data, VFLData), "data", f"must be a VFLData, got {type(data).__name__}")
-        require(getattr(keys, "ndim", 0) >= 1 and keys.shape[0] > 0, "keys",
-                f"must hold at least one key (seed_keys), got {getattr(keys, 'shape', keys)}")
-        given, data, keys = data, jax.device_put(data), jnp.asarray(keys)
-        if self._epoch is None:
-            self._build(data, first_key(keys))
-        seeds_per_point = keys.shape[0]
-        keys, hparams = self.runs(keys, hparams)           # raw key data from here on
-        groups = self.groups(keys, hparams, seeds_per_point)
+        given = data                                       # as passed, for its digest
+        data, keys, hparams, groups = self._prepare(data, keys, hparams)
         checkpoints = None
         if checkpoint_dir is not None:
-            from ladsg_jax.vfl.checkpoint import EpochCheckpoints, run_identity
+            from ladsg_jax.vfl.checkpoint import EpochCheckpoints
+            from ladsg_jax.vfl.identity import run_identity
             checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
                 self.config, given, keys, hparams))
         bar = tqdm(total=self.config.epochs * len(groups),
