@@ -22,9 +22,11 @@ import dataclasses
 import os
 import sys
 
+from ladsg_jax import compile_cache
 from ladsg_jax.attack_table import add_comparisons, markdown_tables
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.plugins import load_plugins, plugin_parser
+from ladsg_jax.provenance import provenance
 from ladsg_jax.results import read_records
 from ladsg_jax.table_config import read_table_config, run_table
 
@@ -45,7 +47,9 @@ def main(argv=None) -> int:
                         help="run only these settings (labels of the config)")
     parser.add_argument("--table", action="store_true",
                         help="print the Markdown table(s) of --out and exit")
+    compile_cache.add_argument(parser)
     args = parser.parse_args(argv)
+    compile_cache.from_args(args)
     try:
         table = read_table_config(args.config)
         load_plugins([*table.plugins, *args.plugin])
@@ -55,7 +59,8 @@ def main(argv=None) -> int:
             rows = read_records(args.out)
             add_comparisons(rows)
         else:
-            rows = run_table(table, args.out, only=args.only)
+            rows = run_table(table, args.out, only=args.only,
+                             provenance=provenance(sys.argv[1:] if argv is None else argv))
     except ConfigError as err:
         print(f"defense_table: error: {err}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from ladsg_jax import compile_cache
 from ladsg_jax import plots
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
                                     defense_rows, setting_label)
@@ -44,6 +45,7 @@ from ladsg_jax.errors import ConfigError, one_of
 from ladsg_jax.models import apply_stateful
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
+from ladsg_jax.provenance import provenance
 from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
                                write_json_atomic, write_text_atomic)
 from ladsg_jax.vfl.model import VFLModel
@@ -72,14 +74,17 @@ class Records:
     """The results file of one experiment: records keyed by their identifying fields, written
     atomically after each addition (a killed run keeps every finished record)."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, provenance: dict | None = None):
         self.out, self.path = out, os.path.join(out, "results.json")
         self.records = read_records(self.path)
+        self.provenance = provenance      # each new record's (`ladsg_jax.provenance`)
 
     def find(self, **key):
         return next((r for r in self.records if all(r.get(k) == v for k, v in key.items())), None)
 
     def add(self, record: dict) -> None:
+        if self.provenance:
+            record = {**record, "provenance": self.provenance}
         self.records.append(record)
         write_json_atomic(self.path, {"records": self.records})
 
@@ -208,9 +213,9 @@ def finish(records: Records, experiment: str, csv_rows: list[dict], markdown: st
     return markdown
 
 
-def effectiveness(cfg: dict, out: str, progress: bool = True) -> str:
+def effectiveness(cfg: dict, out: str, progress: bool = True, provenance: dict | None = None) -> str:
     """Figure 1: each attack's success with no defense and with each setting (LADSG)."""
-    records = Records(out)
+    records = Records(out, provenance)
     todo = [(d, label, lambda s=spec: make_defense(s[0], **s[1]), {})
             for d in cfg["datasets"] for label, spec in cfg["settings"].items()]
     return bar_experiment(records, "effectiveness", todo, cfg, progress,
@@ -233,11 +238,11 @@ def knob_label(defense: str, value) -> str:
     return defense if value is None or knob is None else f"{defense} {knob}={value:g}"
 
 
-def tradeoff(cfg: dict, out: str, progress: bool = True) -> str:
+def tradeoff(cfg: dict, out: str, progress: bool = True, provenance: dict | None = None) -> str:
     """Figure 2: main-task accuracy against attack success for every defense and knob value.
     Each defense's knob values are one grid (`defense_rows`): all its points train in the same
     compiled programs (a vmapped grid × seeds where `auto` vmaps)."""
-    records = Records(out)
+    records = Records(out, provenance)
     groups = [(d, "none", [None]) for d in cfg["datasets"]]
     groups += [(d, name, values) for d in cfg["datasets"] for name, values in cfg["knobs"].items()]
     run_grids(records, groups, cfg, progress)
@@ -272,12 +277,12 @@ def train_epochs(runner: Runner, states: list, data, epochs: int) -> list:
     return states
 
 
-def cost(cfg: dict, out: str, progress: bool = True) -> str:
+def cost(cfg: dict, out: str, progress: bool = True, provenance: dict | None = None) -> str:
     """Figure 3: ms per epoch (warm, median over repeats: the epochs alone, as `fit` runs them,
     each with its test evaluation), the jitted initialization apart as `setup` (parameters and
     the defense's own training, e.g. LADSG's teacher, CAE's autoencoder), and compile seconds
     (the first whole run) per defense."""
-    records = Records(out)
+    records = Records(out, provenance)
     todo = [(d, name) for d in cfg["datasets"] for name in cfg["defenses"]]
     datasets = {}
     for dataset, name in tqdm(todo, unit="defense", disable=not progress, desc="cost"):
@@ -344,9 +349,9 @@ def stage_defense(stages) -> Defense:
     return LADSG(stages=tuple(stages)) if stages else Defense()
 
 
-def ablation(cfg: dict, out: str, progress: bool = True) -> str:
+def ablation(cfg: dict, out: str, progress: bool = True, provenance: dict | None = None) -> str:
     """Figure 4: each LADSG stage alone, in pairs and all three."""
-    records = Records(out)
+    records = Records(out, provenance)
     todo = [(d, stage_label(s), lambda s=s: stage_defense(s), {"stages": list(s)})
             for d in cfg["datasets"] for s in cfg["stage_sets"]]
     return bar_experiment(records, "ablation", todo, cfg, progress,
@@ -362,14 +367,14 @@ def party0_embeddings(config, data, result, seed: int, x) -> np.ndarray:
     return np.asarray(apply_stateful(bottom, params, stats, x, False)[0])
 
 
-def tsne(cfg: dict, out: str, progress: bool = True) -> str:
+def tsne(cfg: dict, out: str, progress: bool = True, provenance: dict | None = None) -> str:
     """Figure 5: t-SNE (scikit-learn) of party 0's embeddings of training samples, with the
     silhouette of the embeddings by true label (how well the labels cluster: what clustering
     and model completion exploit), mean ± std over seeds."""
     from sklearn.manifold import TSNE
     from sklearn.metrics import silhouette_score
 
-    records = Records(out)
+    records = Records(out, provenance)
     todo = [(d, s) for d in cfg["datasets"] for s in cfg["stage_sets"]]
     for dataset, stages in tqdm(todo, unit="setting", disable=not progress, desc="tsne"):
         label = stage_label(stages)
@@ -429,8 +434,11 @@ def main(argv=None) -> int:
                                          "experiments/configs/<experiment>.json)")
     parser.add_argument("--out", help="results folder (default runs/<experiment>/<size>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    compile_cache.add_argument(parser)
     args = parser.parse_args(argv)
+    compile_cache.from_args(args)
     names = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
+    run_provenance = provenance(sys.argv[1:] if argv is None else argv)
     try:
         load_plugins(args.plugin)
         for name in names:
@@ -439,7 +447,7 @@ def main(argv=None) -> int:
                 out = args.out if len(names) == 1 else os.path.join(args.out, name)
             else:
                 out = os.path.join("runs", name, args.size)
-            print(RUNNERS[name](cfg, out, progress=not args.quiet))
+            print(RUNNERS[name](cfg, out, progress=not args.quiet, provenance=run_provenance))
             print(f"wrote {out}/results.json, results.csv, results.md, {name}.png",
                   file=sys.stderr)
     except ConfigError as err:

@@ -18,6 +18,7 @@ import time
 
 from tqdm.auto import tqdm
 
+from ladsg_jax import compile_cache
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
                                     markdown_tables)
 from ladsg_jax.defenses import LADSG, Defense
@@ -34,7 +35,9 @@ def setting_name(stages: tuple) -> str:
 def main(argv=None) -> int:
     parser = sweep_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
                              "experiments/results/ladsg_ablation.json", 5)
+    compile_cache.add_argument(parser)
     args = parser.parse_args(argv)
+    compile_cache.from_args(args)
     records = read_records(args.out)
     if not args.table:
         todo = [(d, s) for d in args.datasets for s in STAGE_SETS

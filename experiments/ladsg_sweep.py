@@ -13,6 +13,7 @@ import json
 import sys
 import time
 
+from ladsg_jax import compile_cache
 from ladsg_jax.attack_table import AttackContexts
 from ladsg_jax.attacks.suite import run_attacks
 from ladsg_jax.defenses import Defense, LADSG
@@ -85,7 +86,9 @@ def markdown_table(records: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = sweep_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
                              "experiments/results/ladsg_sweep.json", 5)
+    compile_cache.add_argument(parser)
     args = parser.parse_args(argv)
+    compile_cache.from_args(args)
     records = read_records(args.out)
     if args.table:
         print(markdown_table(records))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ladsg_jax import metrics
 from ladsg_jax.attacks.registry import ATTACKS, attack_groups, check_fits, columns
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
+from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid, run_attacks
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
@@ -115,6 +115,41 @@ def attack_settings_groups(attacks, config, num_classes: int) -> list[tuple[dict
         check_fits(name, changes.get("top_model", config.top_model), num_classes)
         groups.setdefault(tuple(sorted(changes.items())), []).append(name)
     return [(dict(changes), names) for changes, names in groups.items()]
+
+
+def run_attacks_by_setting(config, data: VFLData, attacks: list[str], num_seeds: int,
+                           seed: int, settings: AttackSettings, progress=False) -> dict:
+    """`run_attacks` with each attack in its own setting (`attack_settings_groups`: the direct
+    attacks with `top_model none`, the others in `config`'s), as the demo runs them, so an
+    attack's number does not depend on the attacks asked for beside it. The report is
+    `run_attacks`' of the config's own setting (the first run), with every attack's record
+    naming its `setting`, `main_task_by_setting`, `configs` per setting, and with more than
+    one setting, `diverged` keyed "KIND top_MODEL"."""
+    groups = sorted(attack_settings_groups(attacks, config, data.num_classes),
+                    key=lambda group: bool(group[0]))       # the config's own setting first
+    merged = None
+    for changes, names in groups:
+        setting_config = config.replace(**changes)
+        setting = f"top_{setting_config.top_model}"
+        report = run_attacks(setting_config, data, names, num_seeds, seed, settings,
+                             progress=progress)
+        for record in report["attacks"].values():
+            record["setting"] = setting
+        if len(groups) > 1:
+            report["diverged"] = {f"{kind} {setting}": why
+                                  for kind, why in report["diverged"].items()}
+        if merged is None:
+            merged = {**report, "main_task_by_setting": {}, "configs": {}}
+        else:
+            merged["attacks"].update(report["attacks"])
+            merged["diverged"].update(report["diverged"])
+            if report.get("defense_metrics"):
+                merged.setdefault("defense_metrics", {}).update(report["defense_metrics"])
+        merged["main_task_by_setting"][setting] = report["main_task"]
+        merged["configs"][setting] = config_record(setting_config)
+    merged["attacks"] = {name: merged["attacks"][name] for name in attacks
+                         if name in merged["attacks"]}                    # in the order asked
+    return merged
 
 
 def chance_levels(data: VFLData) -> dict:

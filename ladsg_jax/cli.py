@@ -10,27 +10,30 @@ The training flags are `TrainConfig`'s fields (`ladsg_jax.flags`), the attack fl
 subcommand, repeatable; also `$LADSG_JAX_PLUGINS` and installed entry points) registers a
 user's defenses and attacks first (`ladsg_jax.plugins`). Bad input ends with one line
 `ladsg-jax: error: FIELD: ...` on stderr and exit status 2.
+
+Importing this module and building its parser loads neither JAX nor scikit-learn: `--help` and
+argument errors answer at once; each command imports what it runs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import os
 import sys
 import time
 
+from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
-from ladsg_jax.attacks.completion import MixMatchConfig
-from ladsg_jax.attacks.suite import AttackSettings
+from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
-from ladsg_jax.defenses import DEFENSES, make_defense
 from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ArgumentParser, ConfigError, unknown
 from ladsg_jax.flags import add_fields, check_args, given, parse_defense_options
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import mean_std, write_json_atomic
-from ladsg_jax.table_config import DEMO
 
 CONFIG_SKIP = ("num_parties", "defense", "record_wire")    # flags of their own, or internal
 CONFIG_DEST, SETTINGS_DEST, MIXMATCH_DEST = "config_", "attack_", "mc_"
@@ -45,7 +48,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
     parser.add_argument("--defense", default="none",
-                        help=f"one of {', '.join(DEFENSES)} (default none); its options as "
+                        help="a registered defense (`ladsg-jax list defenses`; default none); "
+                             "its options as "
                              "--defense.NAME VALUE")
     parser.add_argument("--data-dir", help="where prepared data sets live")
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
@@ -65,6 +69,8 @@ def add_attack_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_overrides(args: argparse.Namespace) -> dict:
     """The config fields set by flags, the defense and the party count."""
+    from ladsg_jax.defenses import make_defense
+
     return {**given(args, TrainConfig, CONFIG_DEST), "num_parties": args.parties,
             "defense": make_defense(args.defense, **getattr(args, "defense_options", {}))}
 
@@ -120,6 +126,7 @@ def command_train(args: argparse.Namespace) -> int:
     name = args.name or f"{data.name}-k{data.num_parties}-{time.strftime('%Y%m%d-%H%M%S')}"
     if jax.process_index() != 0:        # every process trained the same model; one writes it
         return 0
+    record["provenance"] = run_provenance(args)
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
     warn(f"train {data.name}", record["per_seed"]["diverged"])
     print(f"{data.name}: test accuracy {mean_std(record['test_accuracy'], 4)} over "
@@ -129,6 +136,9 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_attack(args: argparse.Namespace) -> int:
+    """Without `--top-model`, each attack runs in its own setting (`run_attacks_by_setting`);
+    with it, every attack runs in that one, and one that cannot is an error."""
+    from ladsg_jax.attack_table import run_attacks_by_setting
     from ladsg_jax.attacks.registry import ATTACKS, HYBRID, hybrid_attacks
     from ladsg_jax.attacks.suite import run_attacks
     from ladsg_jax.session import config_record
@@ -140,27 +150,42 @@ def command_attack(args: argparse.Namespace) -> int:
                                          "malicious run)") if name == HYBRID else
                    unknown("attack", name, [*ATTACKS, f"{HYBRID} (alone)"]))
     top_given = getattr(args, CONFIG_DEST + "top_model") is not None
-    if not top_given and not hybrid and any(ATTACKS[n].needs_sum_top for n in names):
-        setattr(args, CONFIG_DEST + "top_model", "none")   # the direct attack's setting
     config = config_from_args(args)
     data = load_data(args)
     if hybrid:
         names = hybrid_attacks(config.top_model, data.num_classes)
     settings = attack_settings(args, data)
     start = time.perf_counter()
-    report = run_attacks(config, data, names, args.seeds, args.seed, settings, hybrid=hybrid,
-                         progress=progress(args, f"attack {data.name}"))
+    bar = progress(args, f"attack {data.name}")
+    if top_given or hybrid:
+        report = run_attacks(config, data, names, args.seeds, args.seed, settings,
+                             hybrid=hybrid, progress=bar)
+    else:
+        report = run_attacks_by_setting(config, data, names, args.seeds, args.seed, settings,
+                                        progress=bar)
+        config = config.replace(**{"top_model": "none", "embed_dim": None}) if all(
+            ATTACKS[n].needs_sum_top for n in names) else config       # the setting that ran
     report.update(dataset=data.name, config=config_record(config), num_seeds=args.seeds,
                   finetune_bottom=settings.mixmatch.finetune_bottom,
-                  wall_s=time.perf_counter() - start)
+                  wall_s=time.perf_counter() - start,
+                  timing={"wall_s": time.perf_counter() - start,
+                          **args.compile_stats.record()},
+                  provenance=run_provenance(args))
     name = args.name or f"attack-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), report)
     for kind, reasons in report["diverged"].items():
         warn(f"attack {data.name}, {kind} training", reasons)
-    print(f"{data.name}: main-task accuracy {mean_std(report['main_task'])}"
-          f"{' (hybrid: party 0 on the malicious optimizer)' if hybrid else ''}")
+    by_setting = report.get("main_task_by_setting", {})
+    if len(by_setting) > 1:
+        print(f"{data.name}: main-task accuracy " + ", ".join(
+            f"{mean_std(r)} ({setting})" for setting, r in by_setting.items()))
+    else:
+        print(f"{data.name}: main-task accuracy {mean_std(report['main_task'])} "
+              f"(top_{config.top_model})"
+              f"{'; hybrid: party 0 on the malicious optimizer' if hybrid else ''}")
     for attack, r in report["attacks"].items():
-        print(f"  {attack:<20} {r['metric']:<5} {mean_std(r)}")
+        setting = r.get("setting", f"top_{config.top_model}")
+        print(f"  {attack:<20} {r['metric']:<5} {mean_std(r):<18} ({setting})")
     print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
           f"{report['wall_s']:.1f} s; wrote {path}")
     return 0
@@ -177,7 +202,8 @@ def command_sweep(args: argparse.Namespace) -> int:
     settings = attack_settings(args, data) if args.attack else None
     record = run_sweep(config, data, points, args.seeds, args.seed, args.attack, settings,
                        progress=progress(args, f"sweep {data.name}"))
-    record.update(dataset=data.name, defense=args.defense, config=config_record(config))
+    record.update(dataset=data.name, defense=args.defense, config=config_record(config),
+                  provenance=run_provenance(args))
     name = args.name or f"sweep-{data.name}-{args.defense}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
     for i, point in enumerate(record["grid"]):
@@ -198,18 +224,20 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_demo(args: argparse.Namespace) -> int:
     """The table code of `experiments/defense_table.py` on the demo's rows."""
     from ladsg_jax.attack_table import AttackContexts, terminal_table
-    from ladsg_jax.table_config import DEMO_LEGEND, demo_table, run_table
+    from ladsg_jax.table_config import DEMO, DEMO_LEGEND, demo_table, run_table
 
+    args.seeds = args.seeds or DEMO.seeds
     table = demo_table(args.seeds, args.defense, getattr(args, "defense_options", {}))
     overrides = {**given(args, TrainConfig, CONFIG_DEST), "num_parties": args.parties}
     overrides.pop("top_model", None)                   # each run of a row sets its own
     contexts = AttackContexts(load=lambda name: load_data(args, name),
                               settings=lambda data: attack_settings(args, data),
                               overrides=overrides)
-    start = time.perf_counter()
+    start, provenance = time.perf_counter(), run_provenance(args)
     path = os.path.join(args.runs_dir, args.name or "demo", "result.json")
     rows = run_table(table, path, contexts, progress=not args.no_progress, seed=args.seed,
-                     resume=False)
+                     resume=False, header=lambda: {"provenance": provenance, "timing": {
+                         "wall_s": time.perf_counter() - start, **args.compile_stats.record()}})
     for row in rows:
         for run, reasons in row.get("diverged", {}).items():
             warn(f"demo {row['dataset']} {row['setting']}, {run} training", reasons)
@@ -245,8 +273,50 @@ def command_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_cache(args: argparse.Namespace) -> int:
+    folder = compile_cache.cache_dir()
+    if args.action == "clear":
+        programs, size = compile_cache.clear(folder)
+        print(f"emptied {folder}: {programs} cached programs, {size / 2 ** 20:.1f} MiB")
+    else:
+        print(f"{folder}: {compile_cache.entries(folder)} cached programs, "
+              f"{compile_cache.folder_bytes(folder) / 2 ** 20:.1f} MiB "
+              f"(kept under {compile_cache.MAX_BYTES / 2 ** 30:.0f} GiB; ${compile_cache.ENV} "
+              "moves it)")
+    return 0
+
+
+COMPUTING = ("train", "attack", "sweep", "demo")     # the commands that compile programs
+
+
+@contextlib.contextmanager
+def compiling(args: argparse.Namespace):
+    """Around a command that computes: JAX's persistent compilation cache switched on (unless
+    --no-compile-cache) and the command's programs counted (`args.compile_stats`, for its
+    record's `timing`); afterwards one line if a warm cache served nothing."""
+    from ladsg_jax.compilation import count_compilations
+
+    args.started = datetime.datetime.now(datetime.timezone.utc)
+    compile_cache.from_args(args)
+    with count_compilations() as stats:
+        args.compile_stats = stats
+        yield stats
+    line = compile_cache.no_hit_line(stats.record())
+    if line:
+        print(f"ladsg-jax: {line}", file=sys.stderr)
+
+
+def run_provenance(args: argparse.Namespace) -> dict:
+    """Where this command's result comes from (`ladsg_jax.provenance`); called after training,
+    since a multi-process run must initialize before anything touches a device."""
+    from ladsg_jax.provenance import provenance
+
+    return provenance(args.argv, args.seed, args.started)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = plugin_parser()
+    compile_cache.add_argument(common)
     parser = ArgumentParser(prog="ladsg-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -277,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--attack", nargs="+", help="attacks scored at every point and seed, "
                                                    "each in its own setting")
     command("demo", command_demo, "the main job on the built-in data, as a table "
-            "(none and ladsg, or none and --defense)", attacks=True, seeds=DEMO.seeds,
+            "(none and ladsg, or none and --defense)", attacks=True, seeds=None,
             defense=None)
     listing = command("list", command_list, "the registered defenses, attacks or data sets",
                       training=False)
@@ -296,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "needs")
     for sub_parser in (prepare, data_list):
         sub_parser.add_argument("--data-dir", help="where prepared data sets live")
+    cache = command("cache", command_cache, "the persistent compilation cache: where it is "
+                    "and its size (info), or empty it (clear)", training=False)
+    cache.add_argument("action", choices=("info", "clear"))
     return parser
 
 
@@ -306,8 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins(plugin_parser().parse_known_args(argv)[0].plugin)  # before the flags
         args, extra = build_parser().parse_known_args(argv)
         args.defense_options = parse_defense_options(extra)
+        args.argv = argv
         check_args(args)
-        return args.handler(args)
+        if args.command not in COMPUTING:
+            return args.handler(args)
+        with compiling(args):
+            return args.handler(args)
     except ConfigError as err:
         print(f"ladsg-jax: error: {err}", file=sys.stderr)
         return 2

@@ -6,9 +6,9 @@ import math
 import numbers
 from typing import Optional
 
-from ladsg_jax.defenses import Defense
+from ladsg_jax.defenses.base import Defense
 from ladsg_jax.errors import ConfigError, one_of, require
-from ladsg_jax.models import BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
+from ladsg_jax.models.names import BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
 
 OPTIMIZERS = ("sgd", "adam")
 LOOPS = ("auto", "scan", "step")

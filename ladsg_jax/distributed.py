@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 
-import jax
-
 from ladsg_jax.errors import ConfigError, require
 
 PORTS = (1, 65535)
@@ -60,6 +58,8 @@ def initialize(coordinator: str, num_processes: int, process_id: int,
     """
     parse_coordinator(coordinator)
     check_processes(num_processes, process_id)
+    import jax
+
     if jax.config.jax_cpu_collectives_implementation is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,

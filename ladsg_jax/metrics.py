@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
 
 from ladsg_jax.errors import ConfigError
 
@@ -55,6 +54,8 @@ def topk_accuracy(scores, labels, k: int) -> float:
 def f1(predictions, labels) -> float:
     """Binary F1 with class 1 positive (Fu et al., USENIX Security 2022, for binary tasks)."""
     predictions, labels = _flat(predictions), _flat(labels)
+    from sklearn.metrics import f1_score
+
     return float(f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0))
 
 
@@ -79,6 +80,8 @@ def leak_auc(scores, labels) -> float:
                                     "allowed: one score per label")
     if np.unique(labels).size < 2:
         raise ConfigError("labels", "only one class present; allowed: both 0 and 1")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, scores))
 
 
@@ -97,6 +100,8 @@ def batched_leak_auc(scores, labels, mask=None) -> float:
     labels = _binary_labels(labels[mask]) if mask.any() else labels[mask]
     boundaries = np.cumsum(mask.sum(axis=1))[:-1]
     batch_scores, batch_labels = np.split(scores[mask], boundaries), np.split(labels, boundaries)
+    from sklearn.metrics import roc_auc_score
+
     aucs = [roc_auc_score(y, s) for s, y in zip(batch_scores, batch_labels)
             if np.unique(y).size == 2]
     if not aucs:

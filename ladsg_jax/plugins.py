@@ -94,12 +94,13 @@ def load_source(source: str) -> None:
 def load_entry_points() -> None:
     """Registers what installed packages declare in the groups `ladsg_jax.defenses` and
     `ladsg_jax.attacks`."""
-    from ladsg_jax.attacks.registry import register_attack
-    from ladsg_jax.defenses import register_defense
-
-    register = {"ladsg_jax.defenses": register_defense, "ladsg_jax.attacks": register_attack}
     for group in GROUPS:
         for point in importlib.metadata.entry_points(group=group):
+            from ladsg_jax.attacks.registry import register_attack   # only when there is one
+            from ladsg_jax.defenses import register_defense
+
+            register = {"ladsg_jax.defenses": register_defense,
+                        "ladsg_jax.attacks": register_attack}
             source = f"entry point {point.name} = {point.value} ({group})"
             try:
                 item = point.load()

@@ -168,6 +168,5 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
         jax.effects_barrier()
     return {"grid_fields": list(points[0].values) if points else [], "grid": records,
             "num_seeds": num_seeds, "seed": seed,
-            "timing": {"wall_s": time.perf_counter() - start, "compilations": compiles.count,
-                       "compile_s": compiles.seconds,
+            "timing": {"wall_s": time.perf_counter() - start, **compiles.record(),
                        "static_groups": len(groups)}}

@@ -128,11 +128,14 @@ def read_table_config(path: str) -> TableConfig:
 
 def run_table(table: TableConfig, out: str, contexts: AttackContexts | None = None,
               only: list[str] | None = None, progress: bool = True, seed: int = 0,
-              resume: bool = True) -> list[dict]:
+              resume: bool = True, header=None, provenance: dict | None = None
+              ) -> list[dict]:
     """Every (data set, setting) row not yet in `out` (or those labelled in `only`, and
     'none'), each written as it finishes (`resume=False`: every row, `out` rewritten);
     returns all rows of `out`, compared (`add_comparisons`), and writes the Markdown tables
-    beside the JSON."""
+    beside the JSON. `header()`, when given, is called at each write: its dict goes into the
+    file beside the records (e.g. the run's timing); `provenance`, when given, goes into each
+    row this call computes (a resumed table's rows may come from several sittings)."""
     table.check(only)
     contexts = contexts or AttackContexts(overrides=table.train)
     rows = read_records(out) if resume else []
@@ -153,12 +156,14 @@ def run_table(table: TableConfig, out: str, contexts: AttackContexts | None = No
             print(f"{dataset} {label}: not applicable: {err}", file=sys.stderr)
             continue
         row["seconds"] = time.perf_counter() - start
+        if provenance:
+            row["provenance"] = provenance
         if callable(getattr(defense, "epsilon", None)):     # Gaussian DP's accountant
             row["epsilon"] = defense.epsilon(runner.config.epochs)
         rows.append(row)
-        write_json_atomic(out, {"records": rows})      # progress survives a kill
+        write_json_atomic(out, {**(header() if header else {}), "records": rows})  # survives a kill
     add_comparisons(rows)
-    write_json_atomic(out, {"records": rows})
+    write_json_atomic(out, {**(header() if header else {}), "records": rows})
     write_text_atomic(os.path.splitext(out)[0] + ".md",
                       markdown_tables(rows, list(table.settings)))
     return rows

@@ -9,6 +9,22 @@ from ladsg_jax.cli import main
 from ladsg_jax.results import read_records, write_json_atomic
 
 
+def assert_provenance(record: dict, seed: int) -> None:
+    """A result's `provenance`: the package, its checkout's commit, the libraries, the devices,
+    the command line, the base seed and the start time."""
+    import jax
+
+    assert record["package"]["name"] == "ladsg-jax" and record["package"]["version"]
+    git = record["package"]["git"]
+    if git is not None:                       # run from a checkout
+        assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)
+    assert record["versions"]["jax"] == jax.__version__ and record["versions"]["flax"]
+    assert record["backend"] == jax.default_backend()
+    assert record["devices"]["count"] == jax.device_count() and record["devices"]["kind"]
+    assert record["process_count"] == 1 and record["seed"] == seed
+    assert record["command"] and record["started"][:2] == "20"
+
+
 def test_train_writes_a_complete_result_file(tmp_path, capsys):
     code = main(["train", "--dataset", "synthetic", "--data-option", "num_classes=3",
                  "--epochs", "3", "--seeds", "2", "--runs-dir", str(tmp_path), "--name", "t",
@@ -19,7 +35,8 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
     assert len(record["per_seed"]["final_test_accuracy"]) == 2
     assert len(record["per_seed"]["test_accuracy"][0]) == 3
     assert record["config"]["epochs"] == 3 and record["config"]["defense"]["name"] == "none"
-    assert record["timing"]["compilations"] >= 1
+    assert record["timing"]["programs"] >= 1
+    assert_provenance(record["provenance"], seed=0)
     assert 0.0 <= record["test_accuracy"]["mean"] <= 1.0
     assert "synthetic: test accuracy" in capsys.readouterr().out
     assert [p for p in os.listdir(tmp_path / "t") if p.startswith(".tmp")] == []
@@ -38,6 +55,8 @@ def test_demo_prints_the_table(tmp_path, capsys):
     assert [(r["dataset"], r["setting"]) for r in record["records"]] == [
         ("breast_cancer", "none"), ("breast_cancer", "ladsg"), ("digits", "none"),
         ("digits", "ladsg")]
+    assert_provenance(record["provenance"], seed=0)
+    assert record["timing"]["programs"] >= 1
     digits = record["records"][2]
     assert "norm_scoring" not in digits["attacks"]            # binary only: n/a on digits
     assert digits["attacks"]["direct"]["mean"] > 0.9
@@ -54,7 +73,31 @@ def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):
     report = json.loads((tmp_path / "a" / "result.json").read_text())
     assert report["config"]["top_model"] == "none"
     assert report["attacks"]["direct"]["per_seed"] == [1.0, 1.0]
+    assert_provenance(report["provenance"], seed=0)
+    assert report["timing"]["programs"] >= 1
     assert "direct_argmin" in capsys.readouterr().out
+
+
+def test_attacks_of_different_settings_each_run_in_their_own(tmp_path, capsys):
+    """`--attack direct_argmin passive_mc` runs the direct attack on the sum-top run and model
+    completion on the preset's top model, each number equal to the attack asked for alone."""
+    common = ["--dataset", "breast_cancer", "--epochs", "1", "--seeds", "2", "--mc-steps", "20",
+              "--runs-dir", str(tmp_path), "--no-progress"]
+    assert main(["attack", "--attack", "direct_argmin", "passive_mc", "--name", "both",
+                 *common]) == 0
+    out = capsys.readouterr().out
+    assert main(["attack", "--attack", "passive_mc", "--name", "alone", *common]) == 0
+    both = json.loads((tmp_path / "both" / "result.json").read_text())
+    alone = json.loads((tmp_path / "alone" / "result.json").read_text())
+    assert list(both["attacks"]) == ["direct_argmin", "passive_mc"]
+    assert both["attacks"]["direct_argmin"]["setting"] == "top_none"
+    assert both["attacks"]["passive_mc"]["setting"] == "top_mlp"
+    assert both["attacks"]["passive_mc"]["per_seed"] == alone["attacks"]["passive_mc"]["per_seed"]
+    assert both["main_task"] == alone["main_task"]
+    assert set(both["main_task_by_setting"]) == {"top_mlp", "top_none"}
+    assert both["configs"]["top_none"]["top_model"] == "none"
+    assert both["config"]["top_model"] == "mlp"
+    assert "(top_none)" in out and "(top_mlp)" in out
 
 
 @pytest.mark.parametrize("argv, message", [

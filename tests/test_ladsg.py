@@ -10,7 +10,7 @@ from ladsg_jax.attacks.suite import AttackSettings, run_attacks
 from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.defenses import LADSG, make_defense
 from ladsg_jax.defenses.anonymize import LabelAnonymization, TeacherCandidates
-from ladsg_jax.defenses.chain import Chain, Composite, chain
+from ladsg_jax.defenses.composite import Chain, Composite, chain
 from ladsg_jax.defenses.ladsg import cosine_substitute, flsg_substitute
 from ladsg_jax.defenses.norm_detection import NormDetection
 from ladsg_jax.defenses.substitute import SubstituteGradients, SubstituteState

@@ -121,7 +121,8 @@ def test_the_sweep_command_writes_every_point_and_seed_with_attacks(tmp_path, ca
     with open(tmp_path / "s" / "result.json") as f:
         record = json.load(f)
     assert [p["values"] for p in record["grid"]] == [{"rho": 0.2}, {"rho": 0.8}]
-    assert record["timing"]["compilations"] > 0
+    assert record["timing"]["programs"] > 0
+    assert record["provenance"]["seed"] == 0 and "sweep" in record["provenance"]["command"]
     for point in record["grid"]:
         assert len(point["main_task"]["per_seed"]) == 2
         assert len(point["attacks"]["direct_argmin"]["per_seed"]) == 2

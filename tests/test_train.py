@@ -206,3 +206,26 @@ def test_train_runs_without_jit_on_host_arrays(synthetic):
     eager = train(jax.random.key(0), synthetic)
     jitted = jax.jit(train)(jax.random.key(0), synthetic)
     np.testing.assert_allclose(eager.test_accuracy, jitted.test_accuracy, atol=1e-6)
+
+
+def test_the_progress_bar_says_compiling_and_its_eta_starts_after(synthetic, capsys):
+    config = TrainConfig(epochs=3, batch_size=64, bottom_hidden=(8,), top_hidden=(8,))
+    runner = Runner(config)
+    runner.fit(synthetic, seed_keys(0, 2), progress="bar test")
+    first = capsys.readouterr().err
+    assert "bar test (compiling)" in first and "bar test: 100%" in first
+    runner.fit(synthetic, seed_keys(1, 2), progress="bar test")
+    assert "compiling" not in capsys.readouterr().err          # compiled already
+
+
+def test_restart_clock_counts_what_came_before_as_done():
+    from tqdm import tqdm
+
+    from ladsg_jax.vfl.runner import restart_clock
+
+    bar = tqdm(total=10, desc="x (compiling)", disable=False)
+    bar.update(1)
+    restart_clock(bar, "x", 2)
+    assert (bar.n, bar.initial, bar.total, bar.desc) == (2, 2, 10, "x")
+    assert bar.format_dict["elapsed"] < 1.0
+    bar.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from sklearn.cluster import KMeans
 
 from ladsg_jax import metrics
 from ladsg_jax.attacks.view import mean_messages_per_sample
@@ -84,6 +83,8 @@ def cluster_attack(features, known_indices, known_labels, num_classes: int,
     if len(features) < num_classes:
         raise ConfigError("features", f"{len(features)} samples for {num_classes} clusters; "
                                       f"allowed: at least {num_classes} samples")
+    from sklearn.cluster import KMeans
+
     kmeans = KMeans(n_clusters=num_classes, n_init=10, random_state=seed).fit(features)
     cluster_ids = kmeans.labels_
     classes = map_clusters_to_classes(cluster_ids, kmeans.cluster_centers_, features,

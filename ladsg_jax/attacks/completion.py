@@ -27,7 +27,7 @@ import optax
 
 from ladsg_jax import metrics
 from ladsg_jax.chunks import map_in_chunks
-from ladsg_jax.errors import require
+from ladsg_jax.attacks.settings import MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.models import apply_stateful, split_variables
 
 PREDICT_CHUNK = 1024   # rows per forward pass when predicting a whole split
@@ -42,44 +42,6 @@ class InferenceHead(nn.Module):
     def __call__(self, h, train: bool = False):
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
         return nn.Dense(self.num_classes)(nn.relu(h))
-
-
-@dataclasses.dataclass(frozen=True)
-class MixMatchConfig:
-    """MixMatch's knobs, with Fu et al.'s values as defaults.
-
-    Attributes:
-        steps: MixMatch fine-tuning steps of model completion.
-        batch_size: labelled and unlabelled samples per step.
-        temperature: sharpening temperature T.
-        alpha: mixup's Beta(α, α).
-        lambda_u: weight of the unlabelled loss after the ramp-up.
-        learning_rate: Adam's rate.
-        ema_decay: decay of the parameters' moving average used to predict.
-        finetune_bottom: also train the bottom (default: the head only, as Fu et al.'s
-            released code runs).
-    """
-
-    steps: int = 2000
-    batch_size: int = 32
-    temperature: float = 0.8
-    alpha: float = 0.75
-    lambda_u: float = 50.0
-    learning_rate: float = 2e-3
-    ema_decay: float = 0.999
-    finetune_bottom: bool = False
-
-    def __post_init__(self):
-        for field in ("steps", "batch_size"):
-            value = getattr(self, field)
-            require(isinstance(value, int) and value > 0, f"mixmatch.{field}",
-                    f"must be a positive integer, got {value!r}")
-        for field in ("temperature", "alpha", "learning_rate"):
-            require(getattr(self, field) > 0, f"mixmatch.{field}",
-                    f"must be positive, got {getattr(self, field)!r}")
-        require(self.lambda_u >= 0, "mixmatch.lambda_u", f"must be >= 0, got {self.lambda_u!r}")
-        require(0 <= self.ema_decay < 1, "mixmatch.ema_decay",
-                f"must be in [0, 1), got {self.ema_decay!r}")
 
 
 def sharpen(p: jax.Array, temperature: float) -> jax.Array:

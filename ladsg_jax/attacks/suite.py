@@ -7,56 +7,24 @@ labels). The true labels are used only to score.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Callable
 
 import jax
 import numpy as np
 
-from ladsg_jax.attacks.completion import MixMatchConfig
 from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import malicious_sgd
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
+from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.attacks.view import AttackerView, attacker_view
-from ladsg_jax.config import TrainConfig, check_number, check_positive_int
+from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.divergence import divergence, final_accuracy, kept
-from ladsg_jax.errors import ConfigError, is_integer
+from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackSettings:
-    """The attacker's resources and the knobs of the attacks.
-
-    Attributes:
-        known_labels: labels the attacker knows (default per data set, DESIGN §7).
-        mixmatch: model completion's MixMatch knobs.
-        scoring_epochs: epochs of messages (the last ones) the scoring attacks read.
-        inversion_batches: batches gradient inversion reconstructs.
-        inversion_steps: optimization steps per inverted batch.
-        inversion_learning_rate: Adam's rate for the inversion's dummies.
-        malicious_gamma: γ of the malicious optimizer's step scaling (Fu et al. 2022).
-    """
-
-    known_labels: int = 40
-    mixmatch: MixMatchConfig = MixMatchConfig()
-    scoring_epochs: int = 1
-    inversion_batches: int = 8
-    inversion_steps: int = 300
-    inversion_learning_rate: float = 0.05
-    malicious_gamma: float = 1.0
-
-    def __post_init__(self):
-        for field in ("known_labels", "scoring_epochs", "inversion_batches", "inversion_steps"):
-            value = getattr(self, field)
-            object.__setattr__(self, field, int(value) if is_integer(value) else value)
-            check_positive_int(getattr(self, field), field)
-        check_number(self.inversion_learning_rate, "inversion_learning_rate", 0, low_open=True)
-        check_number(self.malicious_gamma, "malicious_gamma", 0)
 
 
 class AttackRunner:

@@ -11,16 +11,22 @@ file and where to get it); the public ones are downloaded when missing from `man
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ladsg_jax.data.arrays import KINDS, VFLData, check_split, check_tokens
 from ladsg_jax.data.catalog import SPECS
 from ladsg_jax.data.partition import column_counts, split_columns
 from ladsg_jax.data.scaling import normalize
 from ladsg_jax.data.synthetic import make_synthetic
 from ladsg_jax.errors import ConfigError, is_integer, one_of, require, unknown
+from ladsg_jax.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ladsg_jax.data.arrays import VFLData
+
+# `VFLData` is a flax.struct dataclass: loaded on first use, so that the names load without JAX
+__getattr__, __dir__ = lazy_exports(__name__, {"arrays": ("KINDS", "VFLData")})
 
 # name -> (kind, options accepted by `load`, description)
 DATASETS = {
@@ -94,6 +100,8 @@ def from_arrays(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     features, ids out of range, labels outside [0, num_classes), mismatched lengths or a split
     that leaves a party no column.
     """
+    from ladsg_jax.data.arrays import KINDS, VFLData, check_split, check_tokens
+
     one_of("kind", kind, KINDS)
     require(is_integer(num_classes) and num_classes >= 2, "num_classes",
             f"must be an integer of at least 2, got {num_classes!r}")

@@ -1,19 +1,22 @@
 """The defense contract (DESIGN §2): a defense is a value made of pure functions, in the manner
-of optax's `GradientTransformation`, and `chain` (`defenses/chain.py`) composes them.
+of optax's `GradientTransformation`, and `chain` (`defenses/composite.py`) composes them.
 
 A defense is a frozen (hashable) dataclass. Its fields are its options; those named in `hyper`
 are numeric hyperparameters, which every hook reads from the `hp` argument (a dict of float32
 arrays, `hparams()`), never from the field: they are traced, so a grid of them vmaps like seeds
 and compiles once. The other fields are static choices (modes, stages, counts that set a shape)
 and may select code. Per-run state is a typed `flax.struct` dataclass (None when there is none).
+
+This module imports JAX only inside the hooks, so that `TrainConfig` (whose default defense is
+`Defense()`) and the command line's parser load without it.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import jax
-import jax.numpy as jnp
+if TYPE_CHECKING:
+    import jax
 
 # What of the batch a defense needs (`Defense.needs`), in increasing order; the data-parallel
 # step follows it (`vfl/parallel.py`).
@@ -67,6 +70,8 @@ class Defense:
 
     def hparams(self):
         """The numeric hyperparameters as float32 arrays (a pytree; a chain's is a tuple)."""
+        import jax.numpy as jnp
+
         return {field: jnp.asarray(getattr(self, field), jnp.float32) for field in self.hyper}
 
     def check_data(self, num_classes: int) -> None:
@@ -89,6 +94,8 @@ class Defense:
         return state, None, {}
 
     def penalty(self, hp, state, hs: tuple, ctx: dict) -> jax.Array:
+        import jax.numpy as jnp
+
         return jnp.zeros(())
 
     def decode(self, hp, state, logits: jax.Array) -> jax.Array:
@@ -103,4 +110,6 @@ class Defense:
 def clip_scale(x: jax.Array, bound) -> jax.Array:
     """Per-row factors min(1, bound/‖x_i‖), shape (B, 1): x times them has rows of norm at most
     `bound` (per-sample norm clipping)."""
+    import jax.numpy as jnp
+
     return jnp.minimum(1.0, bound / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-12))

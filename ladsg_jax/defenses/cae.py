@@ -14,7 +14,7 @@ import optax
 from flax import struct
 
 from ladsg_jax.defenses.base import Defense
-from ladsg_jax.defenses.chain import Composite, build_stages
+from ladsg_jax.defenses.composite import Composite, build_stages
 from ladsg_jax.defenses.quantize import DiscreteSGD
 from ladsg_jax.errors import require
 

@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import ClassVar
 
 from ladsg_jax.defenses.anonymize import LabelAnonymization
-from ladsg_jax.defenses.chain import Composite, build_stages
+from ladsg_jax.defenses.composite import Composite, build_stages
 from ladsg_jax.defenses.norm_detection import NormDetection
 from ladsg_jax.defenses.substitute import (SubstituteGradients, cosine_substitute,
                                            flsg_substitute)

@@ -1,73 +1,20 @@
-"""Flax models, used only through `module.apply(variables, x, train=...)`: pure functions."""
+"""Flax models, used only through `module.apply(variables, x, train=...)`: pure functions.
+
+The model names (`names.py`) load without JAX; the modules and factories on first use.
+"""
 from __future__ import annotations
 
-import jax
+from ladsg_jax.lazy import lazy_exports
+from ladsg_jax.models.names import BOTTOMS, CONV_BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
 
-from ladsg_jax.errors import ConfigError, one_of, unknown
-from ladsg_jax.models.bag import EmbeddingBagBottom
-from ladsg_jax.models.bottom import MLPBottom, SmallCNNBottom
-from ladsg_jax.models.fast_conv import fast_conv_general_dilated
-from ladsg_jax.models.resnet import CifarResNet
-from ladsg_jax.models.stateful import apply_stateful, split_variables
-from ladsg_jax.models.top import SumTop, TopModel
-
-# name -> what `bottom_hidden` means for it
-BOTTOMS = {
-    "mlp": "hidden layer widths",
-    "cnn": "3x3 conv channel widths",
-    "resnet20": "ignored (He et al.'s CIFAR ResNet-20, 0.27M parameters)",
-    "resnet56": "ignored (He et al.'s CIFAR ResNet-56, 0.85M parameters)",
-    "hashed_mlp": "widths after the summed embedding of hashed feature ids (Criteo: 64, 16)",
-    "text": "widths after the mean word embedding (fastText-style encoder)",
-}
-TOKEN_BOTTOMS = ("hashed_mlp", "text")
-CONV_BOTTOMS = ("cnn", "resnet20", "resnet56")
-TOPS = ("mlp", "none")
-# how the convolutional bottoms differentiate their convolutions (`resolve_conv_gradients`)
-CONV_GRADIENTS = ("auto", "xla", "fast")
-
-
-def resolve_conv_gradients(setting: str, backend: str | None = None) -> str:
-    """"xla" (`lax`'s own convolution gradients) or "fast" (`models.fast_conv`: the same
-    numbers, faster on XLA:CPU); "auto" is "fast" on the CPU and "xla" on accelerators, where a
-    conditional's predicate would go to the host every step."""
-    one_of("conv_gradients", setting, CONV_GRADIENTS)
-    if setting != "auto":
-        return setting
-    return "fast" if (backend or jax.default_backend()) == "cpu" else "xla"
-
-
-def make_bottom(name: str, hidden, out_dim: int, vocab_size: int | None = None,
-                conv_gradients: str = "auto"):
-    """A bottom module by name (see `BOTTOMS` for what `hidden` means to each);
-    `conv_gradients` (see `resolve_conv_gradients`) matters to the `CONV_BOTTOMS` only."""
-    if name in CONV_BOTTOMS:
-        fast = resolve_conv_gradients(conv_gradients) == "fast"
-        conv = fast_conv_general_dilated if fast else None
-        if name == "cnn":
-            return SmallCNNBottom(channels=tuple(hidden), out_dim=out_dim,
-                                  conv_general_dilated=conv)
-        return CifarResNet(depth=int(name[len("resnet"):]), out_dim=out_dim,
-                           conv_general_dilated=conv)
-    if name == "mlp":
-        return MLPBottom(hidden=tuple(hidden), out_dim=out_dim)
-    if name in TOKEN_BOTTOMS:
-        if not vocab_size:
-            raise ConfigError("vocab_size", f"bottom {name!r} embeds token ids and needs the "
-                                            "vocabulary size (the data set's vocab_size)")
-        return EmbeddingBagBottom(vocab_size=vocab_size, hidden=tuple(hidden), out_dim=out_dim,
-                                  reduce="sum" if name == "hashed_mlp" else "mean")
-    raise unknown("bottom", name, BOTTOMS)
-
-
-def make_top(name: str, hidden, num_classes: int):
-    """The top module by name: 'mlp' (BN-ReLU-Dense blocks) or 'none' (sum of embeddings)."""
-    if name == "mlp":
-        return TopModel(hidden=tuple(hidden), num_classes=num_classes)
-    if name == "none":
-        return SumTop()
-    raise unknown("top_model", name, TOPS)
-
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "factory": ("make_bottom", "make_top", "resolve_conv_gradients"),
+    "bag": ("EmbeddingBagBottom",),
+    "bottom": ("MLPBottom", "SmallCNNBottom"),
+    "resnet": ("CifarResNet",),
+    "stateful": ("apply_stateful", "split_variables"),
+    "top": ("SumTop", "TopModel"),
+})
 
 __all__ = ["MLPBottom", "SmallCNNBottom", "CifarResNet", "EmbeddingBagBottom", "TopModel",
            "SumTop", "make_bottom", "make_top", "apply_stateful", "split_variables", "BOTTOMS",

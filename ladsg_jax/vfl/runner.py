@@ -78,6 +78,14 @@ def count_params(init: Callable, key: jax.Array, data: VFLData, hparams=None) ->
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state.params))
 
 
+def restart_clock(bar, label: str, done: int) -> None:
+    """Restarts a tqdm bar's clock with `done` steps counted as done before it, so its rate
+    and ETA measure only what comes after (e.g. after compilation)."""
+    bar.reset(total=bar.total)
+    bar.n = bar.last_print_n = bar.initial = done
+    bar.set_description_str(label)
+
+
 class Runner:
     """Jitted functions of one config, compiled once and reused for every call to `fit`.
 
@@ -94,6 +102,7 @@ class Runner:
         self.loop: str | None = None
         self.seeds: str | None = None
         self._init = self._epoch = None
+        self._warm = False              # whether this runner's programs have run once
 
     def _build(self, data: VFLData, key: jax.Array) -> None:
         trainer = self.trainer
@@ -236,7 +245,13 @@ class Runner:
 
     def _fit_group(self, g: int, keys, hparams, data: VFLData, checkpoints, on_epoch,
                    bar) -> Result:
-        """Trains seed group `g` for the config's epochs, from its last checkpoint if any."""
+        """Trains seed group `g` for the config's epochs, from its last checkpoint if any.
+        While this runner's programs compile (its first epoch), the bar says so, and its clock
+        restarts when they have: the ETA counts training epochs only."""
+        compiling = not self._warm and not bar.disable
+        label = bar.desc if compiling else None
+        if compiling:
+            bar.set_description_str(f"{label} (compiling)")
         state = self._init(keys, data, hparams)
         history, wires, done = [], [], 0
         restored = checkpoints.restore(g, state) if checkpoints else None
@@ -253,8 +268,15 @@ class Runner:
                 checkpoints.save(g, epoch + 1, state, history, wires)
             if on_epoch is not None:
                 on_epoch(g, epoch + 1)
-            bar.update(1)
+            if compiling:
+                restart_clock(bar, label, bar.n + 1)
+                compiling = False
+            else:
+                bar.update(1)
+            self._warm = True
             bar.set_postfix(test_acc=f"{np.mean(metrics['test_accuracy']):.3f}")
+        if compiling:                                       # restored whole: nothing ran
+            bar.set_description_str(label)
         stacked = {k: np.stack([m[k] for m in history], axis=self._seed_lead)
                    for k in history[0]}
         wire = (jax.tree.map(lambda *w: jnp.stack(w, axis=self._seed_lead), *wires)

@@ -1,0 +1,77 @@
+"""The attacker's settings: what it knows and the attacks' knobs (imported without JAX, so the
+command line's flags are made from them before anything heavy loads)."""
+from __future__ import annotations
+
+import dataclasses
+
+from ladsg_jax.config import check_number, check_positive_int
+from ladsg_jax.errors import is_integer, require
+
+
+@dataclasses.dataclass(frozen=True)
+class MixMatchConfig:
+    """MixMatch's knobs, with Fu et al.'s values as defaults.
+
+    Attributes:
+        steps: MixMatch fine-tuning steps of model completion.
+        batch_size: labelled and unlabelled samples per step.
+        temperature: sharpening temperature T.
+        alpha: mixup's Beta(α, α).
+        lambda_u: weight of the unlabelled loss after the ramp-up.
+        learning_rate: Adam's rate.
+        ema_decay: decay of the parameters' moving average used to predict.
+        finetune_bottom: also train the bottom (default: the head only, as Fu et al.'s
+            released code runs).
+    """
+
+    steps: int = 2000
+    batch_size: int = 32
+    temperature: float = 0.8
+    alpha: float = 0.75
+    lambda_u: float = 50.0
+    learning_rate: float = 2e-3
+    ema_decay: float = 0.999
+    finetune_bottom: bool = False
+
+    def __post_init__(self):
+        for field in ("steps", "batch_size"):
+            value = getattr(self, field)
+            require(isinstance(value, int) and value > 0, f"mixmatch.{field}",
+                    f"must be a positive integer, got {value!r}")
+        for field in ("temperature", "alpha", "learning_rate"):
+            require(getattr(self, field) > 0, f"mixmatch.{field}",
+                    f"must be positive, got {getattr(self, field)!r}")
+        require(self.lambda_u >= 0, "mixmatch.lambda_u", f"must be >= 0, got {self.lambda_u!r}")
+        require(0 <= self.ema_decay < 1, "mixmatch.ema_decay",
+                f"must be in [0, 1), got {self.ema_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSettings:
+    """The attacker's resources and the knobs of the attacks.
+
+    Attributes:
+        known_labels: labels the attacker knows (default per data set, DESIGN §7).
+        mixmatch: model completion's MixMatch knobs.
+        scoring_epochs: epochs of messages (the last ones) the scoring attacks read.
+        inversion_batches: batches gradient inversion reconstructs.
+        inversion_steps: optimization steps per inverted batch.
+        inversion_learning_rate: Adam's rate for the inversion's dummies.
+        malicious_gamma: γ of the malicious optimizer's step scaling (Fu et al. 2022).
+    """
+
+    known_labels: int = 40
+    mixmatch: MixMatchConfig = MixMatchConfig()
+    scoring_epochs: int = 1
+    inversion_batches: int = 8
+    inversion_steps: int = 300
+    inversion_learning_rate: float = 0.05
+    malicious_gamma: float = 1.0
+
+    def __post_init__(self):
+        for field in ("known_labels", "scoring_epochs", "inversion_batches", "inversion_steps"):
+            value = getattr(self, field)
+            object.__setattr__(self, field, int(value) if is_integer(value) else value)
+            check_positive_int(getattr(self, field), field)
+        check_number(self.inversion_learning_rate, "inversion_learning_rate", 0, low_open=True)
+        check_number(self.malicious_gamma, "malicious_gamma", 0)
