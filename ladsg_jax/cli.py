@@ -17,8 +17,6 @@ argument errors answer at once; each command imports what it runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import os
 import sys
 import time
@@ -26,6 +24,7 @@ import time
 from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
+from ladsg_jax.cli_session import COMPUTING, compiling, run_provenance
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
 from ladsg_jax.distributed import add_distributed_arguments
@@ -284,34 +283,6 @@ def command_cache(args: argparse.Namespace) -> int:
               f"(kept under {compile_cache.MAX_BYTES / 2 ** 30:.0f} GiB; ${compile_cache.ENV} "
               "moves it)")
     return 0
-
-
-COMPUTING = ("train", "attack", "sweep", "demo")     # the commands that compile programs
-
-
-@contextlib.contextmanager
-def compiling(args: argparse.Namespace):
-    """Around a command that computes: JAX's persistent compilation cache switched on (unless
-    --no-compile-cache) and the command's programs counted (`args.compile_stats`, for its
-    record's `timing`); afterwards one line if a warm cache served nothing."""
-    from ladsg_jax.compilation import count_compilations
-
-    args.started = datetime.datetime.now(datetime.timezone.utc)
-    compile_cache.from_args(args)
-    with count_compilations() as stats:
-        args.compile_stats = stats
-        yield stats
-    line = compile_cache.no_hit_line(stats.record())
-    if line:
-        print(f"ladsg-jax: {line}", file=sys.stderr)
-
-
-def run_provenance(args: argparse.Namespace) -> dict:
-    """Where this command's result comes from (`ladsg_jax.provenance`); called after training,
-    since a multi-process run must initialize before anything touches a device."""
-    from ladsg_jax.provenance import provenance
-
-    return provenance(args.argv, args.seed, args.started)
 
 
 def build_parser() -> argparse.ArgumentParser:

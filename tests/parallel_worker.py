@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ladsg_jax import compile_cache
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import CAE, LADSG, make_defense
@@ -247,6 +248,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")
     if args.mode == "devices":
+        cache = os.environ.get(compile_cache.ENV)        # the suite's own (tests/conftest.py)
+        if cache and os.environ.get("LADSG_JAX_TEST_CACHE", "on") != "off":
+            compile_cache.enable(cache)
         print(json.dumps(devices_mode()))
     else:
         multihost_mode(args)

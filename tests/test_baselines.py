@@ -289,6 +289,7 @@ def test_each_baseline_at_a_strong_setting_lowers_the_direct_attack(name, reques
     assert success < bound, (name, success)
 
 
+@pytest.mark.slow
 def test_the_defense_table_command_writes_complete_tables(tmp_path, breast_cancer):
     """One row of `experiments/defense_table.py` (and the undefended row it compares with) on
     breast_cancer with one seed: JSON and Markdown written, reductions and DCS filled in."""

@@ -31,6 +31,7 @@ def run_env():
     return {**os.environ, "JAX_PLATFORMS": "cpu"}
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path):
     ckpt = str(tmp_path / "ckpt")
     # A child process trains 2 seeds in sequence and is SIGKILLed (no clean-up) right after
@@ -76,6 +77,7 @@ Runner(config).fit(load("breast_cancer"), seed_keys(0, 2), checkpoint_dir={ckpt!
         runner.fit(data, seed_keys(1, 2), checkpoint_dir=ckpt)
 
 
+@pytest.mark.slow
 def test_results_files_are_complete_json_even_when_the_writer_is_killed(tmp_path):
     path = tmp_path / "results.json"
     writer = f"""
@@ -116,6 +118,7 @@ def finished(tmp_path_factory):
     return folder, fit_3()
 
 
+@pytest.mark.slow
 def test_each_damaged_checkpoint_file_falls_back_to_the_older_step(finished, tmp_path, capfd):
     folder, fresh = finished
     newest = os.path.join(folder, "group_0", "3")
@@ -139,6 +142,7 @@ def test_each_damaged_checkpoint_file_falls_back_to_the_older_step(finished, tmp
         shutil.rmtree(copy)
 
 
+@pytest.mark.slow
 def test_no_intact_checkpoint_or_a_broken_run_json_is_one_line(finished, tmp_path):
     folder, _ = finished
     copy = str(tmp_path / "both")
@@ -184,6 +188,7 @@ def test_a_changed_split_data_option_or_config_is_not_resumed(tmp_path):
         fit_3(folder, config=config.replace(batch_size=32))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_checkpointed_run_cleanly_and_the_rerun_resumes(tmp_path):
     ckpt, runs = tmp_path / "ckpt", tmp_path / "runs"
     args = ["train", "--dataset", "breast_cancer", "--epochs", "60", "--seeds", "1",

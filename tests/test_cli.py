@@ -42,6 +42,7 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
     assert [p for p in os.listdir(tmp_path / "t") if p.startswith(".tmp")] == []
 
 
+@pytest.mark.slow
 def test_demo_prints_the_table(tmp_path, capsys):
     code = main(["demo", "--epochs", "1", "--seeds", "2", "--mc-steps", "20",
                  "--runs-dir", str(tmp_path), "--no-progress"])

@@ -180,6 +180,7 @@ def test_data_dependent_errors_name_the_ladsg_field():
         LADSG(epsilon=0.55).check_data(2)
 
 
+@pytest.mark.slow
 def test_default_ladsg_trains_stably_and_halves_the_direct_attack(digits, breast_cancer):
     """Measured (5 seeds, demo seeds): digits MP 0.977 → 0.945 (top mlp), 0.974 → ~0.945
     (top none); direct 1.00 → 0.11, argmin 1.00 → 0.18. breast_cancer MP 0.963 → 0.953;

@@ -83,12 +83,14 @@ def saved(tmp_path_factory):
     return [dict(np.load(out)) for out in outs]
 
 
+@pytest.mark.slow
 def test_two_processes_see_all_four_devices(saved):
     for process in saved:
         assert int(process["process_count"]) == PROCESSES
         assert int(process["device_count"]) == PROCESSES * DEVICES
 
 
+@pytest.mark.slow
 def test_two_processes_end_where_one_process_on_whole_batches_ends(saved):
     """After 3 steps of each strategy (LADSG's default, whose cut gathers the messages of all
     four devices across both processes): the state and metrics, and each process's rows of the

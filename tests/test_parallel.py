@@ -38,10 +38,12 @@ def report(digits):             # the digits fixture prepares the data set for t
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_child_has_four_devices(report):
     assert report["device_count"] == DEVICES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_parallel_steps_equal_the_single_device_step(report, case, strategy):
@@ -62,6 +64,7 @@ def test_parallel_steps_equal_the_single_device_step(report, case, strategy):
             assert difference <= bound, (case, strategy, number, name, difference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_runner_trains_data_parallel_with_the_single_device_numbers(report, strategy):
     """Two epochs of the digits preset through `Runner(config.replace(parallel=...))`."""
@@ -71,6 +74,7 @@ def test_the_runner_trains_data_parallel_with_the_single_device_numbers(report, 
     assert run["test_accuracy_gap"] <= 2 / 360, run           # at most two of 360 test digits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_repeated_calls_compile_nothing(report, strategy):
     for case, results in report["cases"].items():
@@ -78,6 +82,7 @@ def test_repeated_calls_compile_nothing(report, strategy):
         assert counts[0] >= 1 and counts[1:] == [0] * (STEPS - 1), (case, counts)
 
 
+@pytest.mark.slow
 def test_a_batch_that_does_not_split_over_the_devices_is_an_error(report):
     errors = report["errors"]
     for strategy in STRATEGIES:
@@ -89,6 +94,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_an_error(report):
     assert errors["strategy"].startswith("strategy:") and "shard_map" in errors["strategy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_four_device_steps_refuse_a_whole_batch_defense(report, strategy):
     """dcor (WHOLE_BATCH: a loss over all pairs of the batch) is refused, naming it, by
@@ -172,6 +178,7 @@ def test_every_defense_but_dcor_runs_data_parallel():
     assert {"laplace", "compression", "marvell", "dcae", "ladsg", "flsg"} <= seen[BATCH_CUT]
 
 
+@pytest.mark.slow
 def test_a_cut_on_each_devices_rows_alone_would_differ(report):
     """The negative control: Laplace's noise drawn per device's rows instead of for the whole
     batch gives other messages than one device (the 4-device check can fail)."""

@@ -34,6 +34,7 @@ def plugin(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_the_example_plugin_attacks_and_sweeps_through_the_console_script(tmp_path, plugin):
     assert CONSOLE, "the console script `ladsg-jax` is installed beside the interpreter"
     runs = str(tmp_path / "runs")
@@ -75,6 +76,7 @@ def test_the_defense_table_runs_a_plugin_row_from_its_config(tmp_path, plugin):
     assert "msg-lr" in (tmp_path / "table" / "t.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_installed_package_registers_through_its_entry_points(tmp_path):
     site = tmp_path / "site"
     (site / "halving").mkdir(parents=True)

@@ -30,6 +30,7 @@ def grid_fit(config, data, points, seeds):
     return result, compiles.count
 
 
+@pytest.mark.slow
 def test_a_grid_over_rho_equals_the_separate_runs_and_compiles_as_one_setting(synthetic):
     points = grid_points("ladsg", {"stages": "sg"}, {"rho": RHOS})     # ρ is substitution's
     config = SMALL.replace(defense=points[0].defense, epochs=1)
