@@ -26,7 +26,6 @@ always runs), and say how many ran.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Iterator
@@ -42,6 +41,7 @@ from bench_timing import (bench_epochs, bench_seeds, bench_steps, bench_sweep,  
                           matmul_peak)
 from bench_torch import bench_torch, torch_reference  # noqa: E402
 from ladsg_jax.defenses import DEFENSES  # noqa: E402
+from ladsg_jax.results import emit_json_line  # noqa: E402
 
 GROUPS = ("peak", "step", "epoch", "seeds", "defenses", "profile", "sweep")
 DEFAULT_GROUPS = ("peak", "step", "epoch", "seeds", "defenses")
@@ -128,17 +128,8 @@ def main(argv=None) -> int:
         except reference.TorchMissing as error:
             print(f"bench.py: {error}", file=sys.stderr)
             return 2
-    out = open(args.out, "a") if args.out else None
-    try:
-        for record in run(args):
-            line = json.dumps(record)
-            print(line, flush=True)
-            if out:
-                out.write(line + "\n")
-                out.flush()
-    finally:
-        if out:
-            out.close()
+    for record in run(args):
+        emit_json_line(record, args.out)
     return 0
 
 

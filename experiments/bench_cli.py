@@ -13,7 +13,6 @@ its cache holds what that run compiled. The cache folder is a temporary one
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from ladsg_jax.results import emit_json_line
 
 CLI = [sys.executable, "-m", "ladsg_jax.cli"]
 # name: (arguments, runs by default, whether it compiles, so is timed cold then warm)
@@ -89,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ladsg-bench-cli-") as work:
         for name in args.cases:
             for record in bench_case(name, args.runs or CASES[name][1], work):
-                record["label"] = args.label
-                line = json.dumps(record)
-                print(line, flush=True)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(line + "\n")
+                emit_json_line({**record, "label": args.label}, args.out)
     return 0
 
 

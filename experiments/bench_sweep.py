@@ -13,7 +13,6 @@ and the machine's load average beside them. One JSON line per case.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.presets import preset_config
+from ladsg_jax.results import emit_json_line
 from ladsg_jax.sweep import grid_points, point_config, run_sweep
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -94,11 +94,7 @@ def main(argv=None) -> int:
                   "load_average": list(os.getloadavg()), "cpus": os.cpu_count(),
                   "date": time.strftime("%Y-%m-%d %H:%M:%S"), "jax": jax.__version__,
                   "numpy": np.__version__}
-        line = json.dumps(record)
-        print(line)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(line + "\n")
+        emit_json_line(record, args.out)
     return 0
 
 

@@ -87,6 +87,16 @@ def write_csv_atomic(path: str, rows: list[dict]) -> str:
     return write_text_atomic(path, out.getvalue())
 
 
+def emit_json_line(record: dict, path: str | None = None) -> None:
+    """Prints `record` as one JSON line and, with `path`, appends the line there (the
+    benchmarks' records: a killed run keeps every line it printed)."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
 def write_json_atomic(path: str, payload: dict) -> str:
     """Writes `payload` as JSON to `path` atomically (see `write_text_atomic`)."""
     return write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2, allow_nan=False))
