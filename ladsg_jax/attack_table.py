@@ -122,9 +122,10 @@ def run_attacks_by_setting(config, data: VFLData, attacks: list[str], num_seeds:
     """`run_attacks` with each attack in its own setting (`attack_settings_groups`: the direct
     attacks with `top_model none`, the others in `config`'s), as the demo runs them, so an
     attack's number does not depend on the attacks asked for beside it. The report is
-    `run_attacks`' of the config's own setting (the first run), with every attack's record
-    naming its `setting`, `main_task_by_setting`, `configs` per setting, and with more than
-    one setting, `diverged` keyed "KIND top_MODEL"."""
+    `run_attacks`' of the first setting (the config's own when an attack runs in it), with
+    `config`, that setting's config record, every attack's record naming its `setting`,
+    `main_task_by_setting`, `configs` per setting, and with more than one setting, `diverged`
+    keyed "KIND top_MODEL"."""
     groups = sorted(attack_settings_groups(attacks, config, data.num_classes),
                     key=lambda group: bool(group[0]))       # the config's own setting first
     merged = None
@@ -139,7 +140,8 @@ def run_attacks_by_setting(config, data: VFLData, attacks: list[str], num_seeds:
             report["diverged"] = {f"{kind} {setting}": why
                                   for kind, why in report["diverged"].items()}
         if merged is None:
-            merged = {**report, "main_task_by_setting": {}, "configs": {}}
+            merged = {**report, "config": config_record(setting_config),
+                      "main_task_by_setting": {}, "configs": {}}
         else:
             merged["attacks"].update(report["attacks"])
             merged["diverged"].update(report["diverged"])

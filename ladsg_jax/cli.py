@@ -159,12 +159,11 @@ def command_attack(args: argparse.Namespace) -> int:
     if top_given or hybrid:
         report = run_attacks(config, data, names, args.seeds, args.seed, settings,
                              hybrid=hybrid, progress=bar)
+        report["config"] = config_record(config)
     else:
         report = run_attacks_by_setting(config, data, names, args.seeds, args.seed, settings,
                                         progress=bar)
-        config = config.replace(**{"top_model": "none", "embed_dim": None}) if all(
-            ATTACKS[n].needs_sum_top for n in names) else config       # the setting that ran
-    report.update(dataset=data.name, config=config_record(config), num_seeds=args.seeds,
+    report.update(dataset=data.name, num_seeds=args.seeds,
                   finetune_bottom=settings.mixmatch.finetune_bottom,
                   wall_s=time.perf_counter() - start,
                   timing={"wall_s": time.perf_counter() - start,
@@ -179,11 +178,12 @@ def command_attack(args: argparse.Namespace) -> int:
         print(f"{data.name}: main-task accuracy " + ", ".join(
             f"{mean_std(r)} ({setting})" for setting, r in by_setting.items()))
     else:
+        top_model = report["config"]["top_model"]
         print(f"{data.name}: main-task accuracy {mean_std(report['main_task'])} "
-              f"(top_{config.top_model})"
+              f"(top_{top_model})"
               f"{'; hybrid: party 0 on the malicious optimizer' if hybrid else ''}")
     for attack, r in report["attacks"].items():
-        setting = r.get("setting", f"top_{config.top_model}")
+        setting = r.get("setting", f"top_{report['config']['top_model']}")
         print(f"  {attack:<20} {r['metric']:<5} {mean_std(r):<18} ({setting})")
     print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
           f"{report['wall_s']:.1f} s; wrote {path}")

@@ -93,24 +93,26 @@ def load_source(source: str) -> None:
 
 def load_entry_points() -> None:
     """Registers what installed packages declare in the groups `ladsg_jax.defenses` and
-    `ladsg_jax.attacks`."""
-    for group in GROUPS:
-        for point in importlib.metadata.entry_points(group=group):
-            from ladsg_jax.attacks.registry import register_attack   # only when there is one
-            from ladsg_jax.defenses import register_defense
+    `ladsg_jax.attacks`. The registries (and with them JAX) load only when there is one."""
+    points = [(group, point) for group in GROUPS
+              for point in importlib.metadata.entry_points(group=group)]
+    if not points:
+        return
+    from ladsg_jax.attacks.registry import register_attack
+    from ladsg_jax.defenses import register_defense
 
-            register = {"ladsg_jax.defenses": register_defense,
-                        "ladsg_jax.attacks": register_attack}
-            source = f"entry point {point.name} = {point.value} ({group})"
-            try:
-                item = point.load()
-            except Exception as err:    # noqa: BLE001 - reported in one line
-                raise ConfigError("plugin", f"{source}: does not import: "
-                                            f"{type(err).__name__}: {err}") from None
-            if getattr(item, "name", None) != point.name:
-                raise ConfigError("plugin", f"{source}: the entry point's name must be the "
-                                            f"item's name {getattr(item, 'name', None)!r}")
-            register[group](item, source)
+    register = {"ladsg_jax.defenses": register_defense, "ladsg_jax.attacks": register_attack}
+    for group, point in points:
+        source = f"entry point {point.name} = {point.value} ({group})"
+        try:
+            item = point.load()
+        except Exception as err:    # noqa: BLE001 - reported in one line
+            raise ConfigError("plugin", f"{source}: does not import: "
+                                        f"{type(err).__name__}: {err}") from None
+        if getattr(item, "name", None) != point.name:
+            raise ConfigError("plugin", f"{source}: the entry point's name must be the "
+                                        f"item's name {getattr(item, 'name', None)!r}")
+        register[group](item, source)
 
 
 def env_sources(environ=os.environ) -> list[str]:
