@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ladsg_jax import compile_cache
 from ladsg_jax import plots
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
-                                    defense_rows, setting_label)
+                                    defense_rows, score_cell, setting_label)
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
@@ -155,7 +155,8 @@ def attack_csv_rows(rows: list[dict], extra: tuple = ()) -> list[dict]:
     out = []
     for r in rows:
         base = {"dataset": r["dataset"], "setting": r["setting"],
-                **{k: r.get(k) for k in extra}, "dcs": r["dcs"]}
+                **{k: r.get(k) for k in extra}, "dcs": r["dcs"],
+                "dcs_chance": r.get("dcs_chance")}
         for run, mp in r["main_task"].items():
             out.append({**base, "measure": f"main_task_{run}", "mean": mp["mean"],
                         "std": mp["std"], "reduction": None})
@@ -171,8 +172,8 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
         mine = [r for r in rows if r["dataset"] == dataset]
         lines += [f"### {dataset} ({mine[0]['seeds']} seeds, mean ± std)", "",
                   "| setting | MP top mlp | MP top none | "
-                  + " | ".join(attack_label(a) for a in attacks) + " | DCS |",
-                  "|---" * (4 + len(attacks)) + "|"]
+                  + " | ".join(attack_label(a) for a in attacks) + " | DCS | DCS (chance) |",
+                  "|---" * (5 + len(attacks)) + "|"]
         for r in mine:
             mp = r["main_task"]
             cells = [mean_std(mp[k]) if k in mp else "–" for k in ("top_mlp", "top_none")]
@@ -183,8 +184,8 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
                         and at.get("reduction") is not None:
                     cell += f" ({100 * at['reduction']:+.0f}%)"
                 cells.append(cell)
-            dcs = "–" if r["dcs"] is None else f"{r['dcs']:.3f}"
-            lines.append(f"| {setting_label(r)} | " + " | ".join(cells) + f" | {dcs} |")
+            lines.append(f"| {setting_label(r)} | " + " | ".join(cells)
+                         + f" | {score_cell(r['dcs'])} | {score_cell(r.get('dcs_chance'))} |")
         lines.append("")
     return "\n".join(lines)
 

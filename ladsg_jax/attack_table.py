@@ -3,9 +3,13 @@ that `experiments/ladsg_ablation.py` and `experiments/defense_table.py` write.
 
 A row is the demo's three runs of one defense on one data set (top model mlp: main task, model
 completion, scoring, clustering; top model none: the direct attacks and inversion; party 0 on
-Fu et al.'s malicious optimizer: active model completion), over seeds. `add_comparisons` adds,
-per attack, the relative reduction against the undefended row, the excess over the attacker's
-raw-feature floor, and VFLAIR's DCS with the attack's chance as its ideal. A seed whose training
+Fu et al.'s malicious optimizer: active model completion), over seeds. The direct attacks'
+readings (first, last, minimum and averaged epoch; `attacks/direct.py`) give one more entry,
+`direct_strongest`: the strongest of them, which ranks the defense. `add_comparisons` adds, per
+attack, the relative reduction against the undefended row, the excess over the attacker's
+raw-feature floor, and two defense capability scores: `dcs`, VFLAIR's (`get_dcs` of
+data_process.py, ideal attack performance 0), and `dcs_chance`, ours (ideal: the attack's
+chance level). A seed whose training
 diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many (`diverged`,
 per training run), and a score with no seed left is None, shown as "diverged".
 """
@@ -26,6 +30,9 @@ from ladsg_jax.presets import known_labels_for, preset_config
 from ladsg_jax.results import mean_std
 from ladsg_jax.session import config_record
 from ladsg_jax.vfl.train import default_hparams, stack_hparams
+
+STRONGEST_DIRECT = "direct_strongest"
+DIRECT_FAMILY = ("direct", "direct_argmin", "direct_averaged")   # what it is the strongest of
 
 class AttackContexts:
     """Per data set, loaded once: the data (`load(name)`), the attacker's settings
@@ -98,7 +105,38 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
                 row.setdefault("diverged", {})[f"{group}/{kind}"] = reasons
             if report.get("defense_metrics"):
                 row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
+    for row in rows:
+        add_strongest_direct(row)
     return rows
+
+
+def add_strongest_direct(row: dict) -> None:
+    """Adds `direct_strongest` to the row's attacks: of the direct attacks' means and of every
+    reading they report (`attacks/direct.py`), the highest, with `from` naming it (None when
+    every seed diverged). Nothing is added when the row ran no direct attack."""
+    candidates = []
+    for name in DIRECT_FAMILY:
+        record = row["attacks"].get(name)
+        if record is None:
+            continue
+        candidates.append((f"{name}:{record.get('reading', 'as run')}", record))
+        candidates += [(f"{name}:{k}", r) for k, r in record.get("readings", {}).items()]
+    if not candidates:
+        return
+    scored = [(source, r) for source, r in candidates if r["mean"] is not None]
+    source, best = max(scored, key=lambda c: c[1]["mean"]) if scored else (None, candidates[0][1])
+    row["attacks"][STRONGEST_DIRECT] = {"metric": "top1", "mean": best["mean"],
+                                        "std": best["std"], "n": best.get("n"),
+                                        "per_seed": best.get("per_seed"), "from": source}
+
+
+def table_columns() -> list[tuple[str, str]]:
+    """(attack name, heading) of the tables' columns: the registry's, with the strongest
+    direct reading after the direct attacks."""
+    cols = list(columns())
+    last = max((i for i, (n, _) in enumerate(cols) if n in DIRECT_FAMILY), default=-1)
+    cols.insert(last + 1, (STRONGEST_DIRECT, "direct max"))
+    return cols
 
 
 def attack_settings_groups(attacks, config, num_classes: int) -> list[tuple[dict, list | None]]:
@@ -165,31 +203,40 @@ def chance_levels(data: VFLData) -> dict:
 
 def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     """Adds to each attack of each row: `reduction` against the row labelled `baseline` of the
-    same data set, `excess` over the raw-feature floor (not for leak AUCs), and `dcs`; and to
-    each row the mean DCS over its attacks. Scores of runs that all diverged (mean None) get
-    None, and the row's DCS is the mean over the attacks that were scored (None if none)."""
+    same data set, `excess` over the raw-feature floor (not for leak AUCs), `dcs` (VFLAIR's:
+    ideal attack performance 0) and `dcs_chance` (ideal: the attack's chance level); and to each
+    row the means of both over its attacks, the direct ones counted once, by their strongest
+    reading (`direct_strongest`) when the row has it. Scores of runs that all diverged (mean
+    None) get None, and the row's DCS is the mean over the attacks that were scored (None if
+    none)."""
     for row in rows:
         base = next(r for r in rows
                     if r["dataset"] == row["dataset"] and r["setting"] == baseline)
         floor = row["attacks"].get("raw_mc", {}).get("mean")
         main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
-        scores = []
+        ranked = {name for name in row["attacks"] if name != "raw_mc"}
+        if STRONGEST_DIRECT in row["attacks"]:
+            ranked -= set(DIRECT_FAMILY)
+        scores = {"dcs": [], "dcs_chance": []}
         for name, attack in row["attacks"].items():
-            before, ap = base["attacks"][name]["mean"], attack["mean"]
+            before, ap = base["attacks"].get(name, {}).get("mean"), attack["mean"]
             scored = ap is not None
             attack["reduction"] = (metrics.reduction(before, ap) if before and scored
                                    else None)
             attack["excess"] = (None if attack["metric"] == "auc" or name == "raw_mc"
                                 or floor is None or not scored
                                 else metrics.excess(ap, floor))
-            if name != "raw_mc":
-                attack["dcs"] = (metrics.dcs(ap, mp, row["chance"][attack["metric"]], mp_star)
-                                 if scored and mp is not None and mp_star is not None
-                                 else None)
-                if attack["dcs"] is not None:
-                    scores.append(attack["dcs"])
-        row["dcs"] = float(np.mean(scores)) if scores else None
+            if name == "raw_mc":
+                continue
+            known = scored and mp is not None and mp_star is not None
+            ideals = {"dcs": 0.0, "dcs_chance": row["chance"][attack["metric"]]}
+            for kind, ideal in ideals.items():
+                attack[kind] = metrics.dcs(ap, mp, ideal, mp_star) if known else None
+                if name in ranked and attack[kind] is not None:
+                    scores[kind].append(attack[kind])
+        for kind, values in scores.items():
+            row[kind] = float(np.mean(values)) if values else None
 
 
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
@@ -201,13 +248,14 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
         if order:
             mine.sort(key=lambda r: order.index(r["setting"]) if r["setting"] in order
                       else len(order))
-        names = [n for n, _ in columns() if n in mine[0]["attacks"]]
-        labels = dict(columns())
+        names = [n for n, _ in table_columns() if n in mine[0]["attacks"]]
+        labels = dict(table_columns())
         out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std, then reduction vs "
-                   "none / excess over raw)\n")
+                   "none / excess over raw; DCS: VFLAIR's, ideal AP 0; DCS (chance): ideal AP "
+                   "the attack's chance level)\n")
         out.append("| setting | MP top mlp | MP top none | "
-                   + " | ".join(labels[n] for n in names) + " | DCS |")
-        out.append("|---" * (4 + len(names)) + "|")
+                   + " | ".join(labels[n] for n in names) + " | DCS | DCS (chance) |")
+        out.append("|---" * (5 + len(names)) + "|")
         for r in mine:
             cells = []
             for n in names:
@@ -219,12 +267,15 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                     cell += f" / {a['excess']:+.2f}"
                 cells.append(cell)
             mp = r["main_task"]
-            dcs = r.get("dcs")
             out.append(f"| {setting_label(r)} | {mean_std(mp['top_mlp'], 3, '±')}"
                        f" | {mean_std(mp['top_none'], 3, '±')} | " + " | ".join(cells)
-                       + f" | {'–' if dcs is None else format(dcs, '.3f')} |")
+                       + f" | {score_cell(r.get('dcs'))} | {score_cell(r.get('dcs_chance'))} |")
         out.append("")
     return "\n".join(out)
+
+
+def score_cell(value) -> str:
+    return "–" if value is None else format(value, ".3f")
 
 
 def diverged_seeds(row: dict) -> int:
@@ -248,11 +299,11 @@ def terminal_table(rows: list[dict], width: int = 12) -> str:
     MP (top model mlp), then every attack's mean ± std in table order."""
     label_width = max(8, *(len(setting_label(r)) + 1 for r in rows))
     header = f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}" + "".join(
-        f"{label:>{width}}" for _, label in columns())
+        f"{label:>{width}}" for _, label in table_columns())
     lines = [header, "-" * len(header)]
     for row in rows:
         mp = row["main_task"].get("top_mlp")
         lines.append(f"{row['dataset']:<14}{setting_label(row):<{label_width}}{cell(mp):>{width}}"
                      + "".join(f"{cell(row['attacks'].get(name)):>{width}}"
-                               for name, _ in columns()))
+                               for name, _ in table_columns()))
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import time
 from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
+from ladsg_jax.cli_report import attack_report_lines, seeds_line, warn
 from ladsg_jax.cli_session import COMPUTING, compiling, run_provenance
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
@@ -97,19 +98,6 @@ def progress(args: argparse.Namespace, label: str):
     return False if args.no_progress else label
 
 
-def warn(what: str, reasons: list) -> None:
-    from ladsg_jax.divergence import warning_line
-
-    line = warning_line(what, reasons)
-    if line:
-        print(line, file=sys.stderr)
-
-
-def seeds_line(record: dict) -> str:
-    missing = record.get("missing", 0)
-    return f"{record['n']} seeds" + (f" ({missing} diverged, left out)" if missing else "")
-
-
 def command_train(args: argparse.Namespace) -> int:
     import jax
 
@@ -171,20 +159,8 @@ def command_attack(args: argparse.Namespace) -> int:
                   provenance=run_provenance(args))
     name = args.name or f"attack-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), report)
-    for kind, reasons in report["diverged"].items():
-        warn(f"attack {data.name}, {kind} training", reasons)
-    by_setting = report.get("main_task_by_setting", {})
-    if len(by_setting) > 1:
-        print(f"{data.name}: main-task accuracy " + ", ".join(
-            f"{mean_std(r)} ({setting})" for setting, r in by_setting.items()))
-    else:
-        top_model = report["config"]["top_model"]
-        print(f"{data.name}: main-task accuracy {mean_std(report['main_task'])} "
-              f"(top_{top_model})"
-              f"{'; hybrid: party 0 on the malicious optimizer' if hybrid else ''}")
-    for attack, r in report["attacks"].items():
-        setting = r.get("setting", f"top_{report['config']['top_model']}")
-        print(f"  {attack:<20} {r['metric']:<5} {mean_std(r):<18} ({setting})")
+    for line in attack_report_lines(report, data.name, hybrid):
+        print(line)
     print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
           f"{report['wall_s']:.1f} s; wrote {path}")
     return 0

@@ -1,6 +1,7 @@
 """The training configuration: one frozen, hashable dataclass, checked before anything runs."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import numbers
@@ -93,6 +94,14 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def run_config(config: TrainConfig, learning_rate) -> TrainConfig:
+    """`config` with the run's learning rate, a traced value (a grid point's: `hparams`), for
+    the code that trains inside a run (a defense's teacher); not validated, never stored."""
+    run = copy.copy(config)
+    object.__setattr__(run, "learning_rate", learning_rate)
+    return run
 
 
 def check_positive_int(value, field):

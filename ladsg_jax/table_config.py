@@ -87,8 +87,10 @@ DEMO = TableConfig(datasets=("breast_cancer", "digits"), seeds=3,
 DEMO_LEGEND = (
     "ladsg: LADSG's default configuration (ladsg_jax/defenses/ladsg.py). MP: main-task test "
     "accuracy (top model mlp). Attack success (`ladsg-jax list attacks`): direct/argmin: top-1 "
-    "on the last epoch's messages (top model none); avg-argmin: the adaptive attack, argmin of "
-    "each sample's messages averaged over the epochs; passive/active/raw: model completion "
+    "on one epoch's messages (top model none; --direct-epoch, default the first, as Fu et al. "
+    "read them); avg-argmin: the adaptive attack, argmin of each sample's messages averaged "
+    "over the epochs; direct max: the strongest of every direct reading (first, last, minimum "
+    "and averaged epoch); passive/active/raw: model completion "
     "with MixMatch, F1 (binary) or top-1 on the test set, raw = fresh bottom on raw features; "
     "norm/direction: leak AUC per batch; clust-emb/clust-msg: k-means top-1; invert(+head): "
     "gradient inversion top-1.")

@@ -74,9 +74,13 @@ def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):
     report = json.loads((tmp_path / "a" / "result.json").read_text())
     assert report["config"]["top_model"] == "none"
     assert report["attacks"]["direct"]["per_seed"] == [1.0, 1.0]
+    assert report["attacks"]["direct"]["reading"] == "first/miss"     # Fu et al.'s reading
+    assert set(report["attacks"]["direct_argmin"]["readings"]) == {"first", "last", "min",
+                                                                   "average"}
     assert_provenance(report["provenance"], seed=0)
     assert report["timing"]["programs"] >= 1
-    assert "direct_argmin" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "direct_argmin" in out and "read first/miss" in out
 
 
 def test_attacks_of_different_settings_each_run_in_their_own(tmp_path, capsys):
@@ -109,6 +113,12 @@ def test_attacks_of_different_settings_each_run_in_their_own(tmp_path, capsys):
     (["--attack", "passive_mc", "--known-labels", "3"],
      "known_labels: 3 known labels for 10 classes"),
     (["--attack", "passive_mc", "--mc-steps", "0"], "mixmatch.steps: must be a positive"),
+    (["--attack", "direct", "--direct-epoch", "fifth"],
+     "direct_epoch: unknown value 'fifth'; allowed: average, first, last, min"),
+    (["--attack", "direct", "--direct-no-negative", "guess"],
+     "direct_no_negative: unknown value 'guess'; allowed: argmin, miss"),
+    (["--attack", "active_mc", "--malicious-rule", "torch2"],
+     "malicious_rule: unknown value 'torch2'; allowed: fu_torch17, paper"),
 ])
 def test_attack_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message, digits,
                                                breast_cancer):

@@ -134,15 +134,22 @@ def test_the_table_dcs_and_figures_leave_the_diverged_seeds_out(mixed):
     mp = broken["main_task"]["top_mlp"]
     kept_mp = [a for a, b in zip(mp["per_seed"], bad) if not b]
     assert mp["mean"] == pytest.approx(np.mean(kept_mp))
-    dcs = []
-    for name in attacks:
+    # (VFLAIR's with ideal 0 and ours with chance as the ideal; the direct attacks count once,
+    # by their strongest reading)
+    ranked = {"dcs": [], "dcs_chance": []}
+    for name in (*attacks, "direct_strongest"):
         a = broken["attacks"][name]
         ap = np.mean([v for v, b in zip(a["per_seed"], bad) if not b])
-        d_ap = max(ap - broken["chance"][a["metric"]], 0)
+        assert a["mean"] == pytest.approx(ap)
         d_mp = max(none["main_task"]["top_mlp"]["mean"] - np.mean(kept_mp), 0)
-        dcs.append(1 / (1 + math.sqrt(0.5 * d_ap ** 2 + 0.5 * d_mp ** 2)))
-        assert a["dcs"] == pytest.approx(dcs[-1])
-    assert broken["dcs"] == pytest.approx(np.mean(dcs))
+        for kind, ideal in (("dcs", 0.0), ("dcs_chance", broken["chance"][a["metric"]])):
+            d_ap = max(ap - ideal, 0)
+            expected = 1 / (1 + math.sqrt(0.5 * d_ap ** 2 + 0.5 * d_mp ** 2))
+            assert a[kind] == pytest.approx(expected)
+            if name != "direct_argmin":
+                ranked[kind].append(expected)
+    assert broken["dcs"] == pytest.approx(np.mean(ranked["dcs"]))
+    assert broken["dcs_chance"] == pytest.approx(np.mean(ranked["dcs_chance"]))
     # a row whose every seed diverged is scored nowhere
     assert dead["dcs"] is None
     assert all(a["mean"] is None and a["dcs"] is None for a in dead["attacks"].values())

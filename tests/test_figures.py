@@ -57,7 +57,8 @@ def test_each_experiment_writes_its_results_table_and_figure(figures, tmp_path, 
     for r in scored:                                   # mean ± std over the 2 seeds, and DCS
         attack = r["attacks"]["direct_argmin"]
         assert len(attack["per_seed"]) == 2 and 0 <= attack["mean"] <= 1
-    assert {row["measure"] for row in rows} == {"main_task_top_none", "direct_argmin"}
+    assert {row["measure"] for row in rows} == {"main_task_top_none", "direct_argmin",
+                                                "direct_strongest"}
     assert all(0 <= float(row["dcs"]) <= 1 for row in rows)
     undefended = next(r for r in scored if r["setting"] == "none")
     assert undefended["attacks"]["direct_argmin"]["mean"] == 1.0   # no defense: exact labels

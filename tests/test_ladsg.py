@@ -181,12 +181,15 @@ def test_data_dependent_errors_name_the_ladsg_field():
 
 
 @pytest.mark.slow
-def test_default_ladsg_trains_stably_and_halves_the_direct_attack(digits, breast_cancer):
-    """Measured (5 seeds, demo seeds): digits MP 0.977 → 0.945 (top mlp), 0.974 → ~0.945
-    (top none); direct 1.00 → 0.11, argmin 1.00 → 0.18. breast_cancer MP 0.963 → 0.953;
-    direct 1.00 → 0.52, argmin 1.00 → 0.64: on two classes the floor is chance (0.5), so there
-    the excess over chance is what must halve."""
-    settings = AttackSettings(known_labels=40)
+def test_default_ladsg_trains_stably_and_halves_the_direct_attack_at_the_last_epoch(
+        digits, breast_cancer):
+    """Measured (5 seeds, demo seeds): digits MP 0.972 → 0.948 (top mlp), 0.974 → 0.947
+    (top none); at the last epoch direct 1.00 → 0.11, argmin 1.00 → 0.18. breast_cancer MP
+    0.963 → 0.953; direct 1.00 → 0.52, argmin 1.00 → 0.64: on two classes the floor is chance
+    (0.5), so there the excess over chance is what must halve. At the first epoch (Fu et al.'s
+    reading, the default) the argmin is not halved: 0.59 on digits, 0.74 on breast_cancer
+    (experiments/README.md, the defense table)."""
+    settings = AttackSettings(known_labels=40, direct_epoch="last", direct_no_negative="argmin")
     for data, chance in ((digits, 0.0), (breast_cancer, 0.5)):
         for top_model in ("none", "mlp"):
             base = preset_config(data.name, top_model=top_model)

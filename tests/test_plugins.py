@@ -71,7 +71,7 @@ def test_the_defense_table_runs_a_plugin_row_from_its_config(tmp_path, plugin):
     rows = json.loads(out.read_text())["records"]
     assert [(r["dataset"], r["setting"]) for r in rows] == [("digits", "none"),
                                                            ("digits", "rotation 1.0")]
-    assert set(rows[1]["attacks"]) == {"message_lr", "direct_argmin"}
+    assert set(rows[1]["attacks"]) == {"message_lr", "direct_argmin", "direct_strongest"}
     assert rows[1]["configs"]["none"]["epochs"] == 1
     assert "msg-lr" in (tmp_path / "table" / "t.md").read_text()
 

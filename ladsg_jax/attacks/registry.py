@@ -15,12 +15,12 @@ WIRE = ("wire_last",)
 KNOWN = ("known_labels",)
 
 ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
-    Attack("direct", "direct label inference: first negative entry of each message (Fu et "
-                     "al. 2022)", direct.run_first_negative, "top1", WIRE, top_model="none",
-           group="none"),
-    Attack("direct_argmin", "direct label inference: argmin of each message",
-           direct.run_argmin, "top1", WIRE, top_model="none", group="none", column="argmin",
-           label="direct (argmin)"),
+    Attack("direct", "direct label inference: first negative entry of each message, at the "
+                     "settings' epoch (default the first, as Fu et al. 2022)",
+           direct.run_first_negative, "top1", ("wire_all",), top_model="none", group="none"),
+    Attack("direct_argmin", "direct label inference: argmin of each message, at the "
+                            "settings' epoch", direct.run_argmin, "top1", ("wire_all",),
+           top_model="none", group="none", column="argmin", label="direct (argmin)"),
     Attack("direct_averaged", "adaptive direct inference: argmin of each sample's messages "
                               "averaged over the epochs (random substitutions cancel)",
            direct.run_averaged, "top1", ("wire_all",), top_model="none", group="none",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from ladsg_jax.config import check_number, check_positive_int
-from ladsg_jax.errors import is_integer, require
+from ladsg_jax.errors import is_integer, one_of, require
+
+MALICIOUS_RULES = ("paper", "fu_torch17")       # attacks/malicious.py
+DIRECT_EPOCHS = ("first", "last", "min", "average")   # attacks/direct.py
+DIRECT_NO_NEGATIVE = ("miss", "argmin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,12 @@ class AttackSettings:
         inversion_steps: optimization steps per inverted batch.
         inversion_learning_rate: Adam's rate for the inversion's dummies.
         malicious_gamma: γ of the malicious optimizer's step scaling (Fu et al. 2022).
+        malicious_rule: the malicious optimizer's rule: paper (the rule Fu et al. state) or
+            fu_torch17 (what their released MaliciousSGD computes under PyTorch 1.7).
+        direct_epoch: the epoch whose messages the direct attacks read: first (Fu et al.'s),
+            last, min (each entry's minimum over the epochs) or average.
+        direct_no_negative: a message with no negative entry under the first-negative rule:
+            miss (Fu et al.'s count) or argmin.
     """
 
     known_labels: int = 40
@@ -67,6 +77,9 @@ class AttackSettings:
     inversion_steps: int = 300
     inversion_learning_rate: float = 0.05
     malicious_gamma: float = 1.0
+    malicious_rule: str = "paper"
+    direct_epoch: str = "first"
+    direct_no_negative: str = "miss"
 
     def __post_init__(self):
         for field in ("known_labels", "scoring_epochs", "inversion_batches", "inversion_steps"):
@@ -75,3 +88,7 @@ class AttackSettings:
             check_positive_int(getattr(self, field), field)
         check_number(self.inversion_learning_rate, "inversion_learning_rate", 0, low_open=True)
         check_number(self.malicious_gamma, "malicious_gamma", 0)
+        for field, allowed in (("malicious_rule", MALICIOUS_RULES),
+                               ("direct_epoch", DIRECT_EPOCHS),
+                               ("direct_no_negative", DIRECT_NO_NEGATIVE)):
+            one_of(field, getattr(self, field), allowed)

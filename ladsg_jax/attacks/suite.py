@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from ladsg_jax.attacks.known import select_known_labels
-from ladsg_jax.attacks.malicious import malicious_sgd
+from ladsg_jax.attacks.malicious import MaliciousOptimizer
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.attacks.view import AttackerView, attacker_view
@@ -56,14 +56,15 @@ class AttackRunner:
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
                       malicious: bool, gamma: float = 1.0, progress: bool | str = False,
-                      checkpoint_dir: str | None = None, hparams=None):
-    """A run recording every epoch's wire; party 0 uses the malicious SGD when asked. With
-    `hparams` (a grid, `vfl.runner.stack_hparams`), one run per (point, seed), point-major."""
+                      checkpoint_dir: str | None = None, hparams=None, rule: str = "paper"):
+    """A run recording every epoch's wire; party 0 uses the malicious SGD (`rule`, at the
+    honest parties' learning rate and step decay, a grid's traced rate included) when asked.
+    With `hparams` (a grid, `vfl.runner.stack_hparams`), one run per (point, seed),
+    point-major."""
     config = config.replace(record_wire="all")
     optimizers = None
     if malicious:
-        optimizers = {"party_0": malicious_sgd(config.learning_rate, momentum=config.momentum,
-                                               weight_decay=config.weight_decay, gamma=gamma)}
+        optimizers = {"party_0": MaliciousOptimizer.for_config(config, gamma, rule)}
     return Runner(config, optimizers).fit(data, seed_keys(seed, num_seeds), progress=progress,
                                           checkpoint_dir=checkpoint_dir, hparams=hparams)
 
@@ -113,7 +114,8 @@ def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     if "malicious" in needs:
         runs["malicious"] = train_for_attacks(config, data, num_seeds, seed, True,
                                               settings.malicious_gamma, progress=progress,
-                                              checkpoint_dir=ckpt("malicious"), hparams=hparams)
+                                              checkpoint_dir=ckpt("malicious"), hparams=hparams,
+                                              rule=settings.malicious_rule)
     runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     points = 1 if hparams is None else jax.tree.leaves(hparams)[0].shape[0]
@@ -162,6 +164,11 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         if done and "train_score" in done[0]:
             record["train"] = summary([None if r is None else r["train_score"]
                                        for r in per_seed])
+        if done and "readings" in done[0]:             # the direct attacks' other readings
+            record["reading"] = done[0]["reading"]
+            record["readings"] = {k: summary([None if r is None else r["readings"][k]
+                                              for r in per_seed])
+                                  for k in done[0]["readings"]}
         out["attacks"][name] = record
     return out
 

@@ -33,7 +33,8 @@ class Defense:
     The hooks, in the order a training step calls them:
 
     - `init(key, data, config, hp) -> state`: per-run state made inside the jitted init
-      (LADSG's teacher, CAE's autoencoder); kept in `TrainState.defense_state`.
+      (LADSG's teacher, CAE's autoencoder); kept in `TrainState.defense_state`. Its
+      `config.learning_rate` is the run's own, traced (a grid point's rate, `run_config`).
     - `targets(hp, state, targets, labels, index) -> targets`: the active party's training
       targets for the batch (`targets` arrives one-hot, or as an earlier defense of a chain left
       it; `index`: the samples' positions in the training set).

@@ -22,8 +22,9 @@ class Teacher(nn.Module):
 
 def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, config,
                   epochs: int) -> jax.Array:
-    """Trains a teacher on the active party's own slice (cross-entropy, the run's SGD settings,
-    `epochs` passes of shuffled batches) and returns its logits for every training sample.
+    """Trains a teacher on the active party's own slice (cross-entropy, the run's SGD settings
+    at the run's learning rate, a grid point's included; `epochs` passes of shuffled batches)
+    and returns its logits for every training sample.
 
     Pure and jit-able: it runs inside the jitted `init` of a training run.
     """

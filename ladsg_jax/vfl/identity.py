@@ -2,6 +2,7 @@
 numbers (`run_identity`), and which of those parts two identities differ in."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import jax
@@ -11,7 +12,8 @@ import numpy as np
 PARTS = {"config": "the training config or the defense", "data": "the data set",
          "data_fingerprint": "the data (an option, the split or the shares)",
          "feature_shapes": "the parties' feature shapes", "keys": "the seeds",
-         "hparams": "the grid's values"}
+         "hparams": "the grid's values", "optimizers": "a party's own optimizer (e.g. the "
+                                                       "malicious one's rule)"}
 
 
 def data_fingerprint(data) -> str:
@@ -26,16 +28,21 @@ def data_fingerprint(data) -> str:
     return digest.hexdigest()
 
 
-def run_identity(config, data, keys, hparams=None) -> dict:
+def run_identity(config, data, keys, hparams=None, optimizers: dict | None = None) -> dict:
     """What must match for a checkpoint to belong to a run: everything that changes its
     numbers (the config with its defense, the data set and a fingerprint of its arrays, the
-    seed keys and the runs' hyperparameters)."""
+    seed keys, the runs' hyperparameters and the parties' own optimizers: a dataclass value by
+    its repr, any other transformation by its type alone)."""
     key_data = (keys if isinstance(keys, np.ndarray) else
                 np.asarray(jax.random.key_data(keys))).tolist()
     identity = {"config": repr(config), "data": data.name,
                 "data_fingerprint": data_fingerprint(data),
                 "feature_shapes": [list(np.shape(x)[1:]) for x in data.train_x],
                 "keys": key_data}
+    if optimizers:
+        identity["optimizers"] = {
+            name: repr(opt) if dataclasses.is_dataclass(opt) else type(opt).__name__
+            for name, opt in sorted(optimizers.items())}
     if hparams is not None:
         identity["hparams"] = [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(hparams)]
     return identity

@@ -39,11 +39,14 @@ def make_optimizer(config, steps_per_epoch: int | None = None,
 def make_optimizers(config, overrides: dict | None = None,
                     steps_per_epoch: int | None = None, rate=None) -> dict:
     """One optimizer per party, at the config's learning rate or `rate`; `overrides` replaces
-    some (e.g. a malicious party's)."""
+    some (e.g. a malicious party's): an optax transformation, used as given, or a function
+    of the run's learning rate (a number, or the config's step-decay schedule) that builds
+    one, so the party follows the same schedule and a traced grid rate."""
     optimizers = {party_name(k): make_optimizer(config, steps_per_epoch, rate)
                   for k in range(config.num_parties)}
     for name, opt in (overrides or {}).items():
         if name not in optimizers:
             raise unknown("optimizers", name, optimizers)
-        optimizers[name] = opt
+        optimizers[name] = opt(learning_rate(config, steps_per_epoch, rate)) if callable(
+            opt) else opt
     return optimizers

@@ -304,7 +304,7 @@ class Runner:
             from ladsg_jax.vfl.checkpoint import EpochCheckpoints
             from ladsg_jax.vfl.identity import run_identity
             checkpoints = EpochCheckpoints(checkpoint_dir, run_identity(
-                self.config, given, keys, hparams))
+                self.config, given, keys, hparams, self.optimizers))
         bar = tqdm(total=self.config.epochs * len(groups),
                    desc=progress if isinstance(progress, str) else data.name, unit="epoch",
                    disable=not progress, leave=False)

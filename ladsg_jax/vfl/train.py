@@ -22,7 +22,7 @@ import numpy as np
 from flax import struct
 
 from ladsg_jax.chunks import map_in_chunks
-from ladsg_jax.config import TrainConfig, check_against_data
+from ladsg_jax.config import TrainConfig, check_against_data, run_config
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
@@ -125,7 +125,9 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         model_for(data)
         hparams = default_hparams(config) if hparams is None else hparams
         defense_key = jax.random.fold_in(jax.random.split(key)[0], 1)
-        return config.defense.init(defense_key, data, config, hparams["defense"])
+        return config.defense.init(defense_key, data,
+                                   run_config(config, hparams["learning_rate"]),
+                                   hparams["defense"])
 
     def init(key: jax.Array, data: VFLData, hparams: dict | None = None) -> TrainState:
         hparams = default_hparams(config) if hparams is None else hparams
