@@ -5,7 +5,13 @@ import numpy as np
 import optax
 import pytest
 
-from ladsg_jax.attacks.completion import linear_rampup, mixmatch_loss, mixup, sharpen
+import dataclasses
+
+import flax.linen as nn
+
+from ladsg_jax.attacks.completion import (linear_rampup, make_model_completion, mixmatch_loss,
+                                          mixup, sharpen)
+from ladsg_jax.attacks.settings import MixMatchConfig
 from ladsg_jax.attacks.direct import direct_label_inference
 from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import malicious_sgd
@@ -120,3 +126,33 @@ def test_an_attack_sees_only_what_it_declares_it_reads():
     assert every.wire.messages[0].shape == (3, 2, 4, 5) and every.bottom_params is None
     np.testing.assert_array_equal(every.known_y, [1, 0])
     assert view.restricted(("bottom",)).wire is None
+
+
+class TinyBottom(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(4)(x)
+
+
+def test_completion_keeps_the_restart_that_fits_the_known_labels_best():
+    """Three restarts in one program: the kept run is the one with the highest top-1 on the
+    known labels (the first of equals), and it is that restart's own run: the first from the
+    key itself, the others from `split(fold_in(key, 1), 2)`."""
+    x = jax.random.normal(jax.random.key(3), (64, 3))
+    known_idx = jnp.arange(8)
+    known_y = (x[:8, 0] > 0).astype(jnp.int32)
+    bottom = TinyBottom().init(jax.random.key(0), x[:1])["params"]
+    config = MixMatchConfig(steps=30, batch_size=8, restarts=3)
+    complete, predict = make_model_completion(TinyBottom(), 2, config)
+    key = jax.random.key(7)
+    out = jax.jit(complete)(key, bottom, {}, x, known_idx, known_y)
+    fits = np.asarray(out["known_fit"])
+    assert fits.shape == (3,) and int(out["restart"]) == int(np.argmax(fits))
+    once, _ = make_model_completion(TinyBottom(), 2, dataclasses.replace(config, restarts=1))
+    keys = [key, *jax.random.split(jax.random.fold_in(key, 1), 2)]
+    runs = [jax.jit(once)(k, bottom, {}, x, known_idx, known_y) for k in keys]
+    assert [float(r["known_fit"][0]) for r in runs] == pytest.approx(list(fits), abs=1e-6)
+    np.testing.assert_allclose(predict(out, x), predict(runs[int(out["restart"])], x),
+                               atol=1e-4)
+    with pytest.raises(ConfigError, match="mixmatch.restarts: must be a positive integer"):
+        MixMatchConfig(restarts=0)

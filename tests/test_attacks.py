@@ -44,7 +44,7 @@ def cancer_none(breast_cancer):
 @pytest.fixture(scope="module")
 def cancer_mlp(breast_cancer):
     return attack("breast_cancer", breast_cancer, "mlp",
-                  ["passive_mc", "norm_scoring", "cluster_embeddings"])
+                  ["passive_mc", "raw_mc", "norm_scoring", "cluster_embeddings"])
 
 
 def per_seed(report, name):
@@ -77,6 +77,7 @@ def test_model_completion_beats_chance_and_the_raw_features(digits_mlp):
     assert active.mean() > 0.65                                            # measured 0.72
     assert raw.mean() > 0.45                                               # measured 0.58
     assert passive.mean() > raw.mean() + 0.08                              # the VFL signal
+    assert passive.min() > raw.mean() - 0.05       # no seed collapses: measured 0.71 vs 0.52
     assert digits_mlp["main_task"]["mean"] > 0.95
     assert digits_mlp["main_task_malicious"]["mean"] > 0.95
 
@@ -92,11 +93,15 @@ def test_binary_scoring_attacks_beat_chance(cancer_mlp, cancer_none):
     assert per_seed(cancer_none, "direction_scoring").min() > 0.95         # measured 1.00
 
 
-def test_breast_cancer_model_completion_beats_the_majority_guess(cancer_mlp):
-    # Head-only MixMatch collapses to one class on one of the five seeds (F1 0.03): measured
-    # 0.90, 0.03, 0.88, 0.89, 0.92. The other four beat the majority guess's F1 of 0.77.
-    f1 = per_seed(cancer_mlp, "passive_mc")
-    assert (f1 > 0.85).sum() >= 4
+def test_breast_cancer_model_completion_beats_the_majority_guess_on_every_seed(cancer_mlp):
+    """One MixMatch run collapsed onto one class on seed 1 (F1 0.03; per seed 0.90, 0.03, 0.88,
+    0.89, 0.92, below the raw-feature floor of 0.90). With the best of 3 restarts by the fit to
+    the known labels (the default), measured: 0.90, 0.93, 0.91, 0.89, 0.92 against a floor of
+    0.91 (per seed 0.84-0.95): every seed above the floor − 0.05, and above the majority
+    guess's F1 of 0.77."""
+    f1, raw = per_seed(cancer_mlp, "passive_mc"), per_seed(cancer_mlp, "raw_mc")
+    assert f1.min() > 0.77
+    assert f1.mean() > raw.mean() - 0.05
 
 
 def test_hybrid_runs_every_post_training_attack_on_the_malicious_run(breast_cancer):

@@ -15,7 +15,9 @@ while a change of what a defense or attack computes that moves a number by more 
 exact check of a refactor on one machine: `python tests/number_slice.py --write` before,
 `--check` after. Rewritten on 2026-12-07 on the 2-core AMD EPYC when the direct attack began
 counting a message with no negative entry as a miss (Fu et al.'s count): LADSG's `direct` moved
-from 0.54 to 0.18; every other value was equal before and after on that machine.
+from 0.54 to 0.18; every other value was equal before and after on that machine. Then, the
+same day, model completion became the best of 3 restarts (issue 29): only the passive, active
+and raw model-completion values moved.
 """
 import json
 import os

@@ -26,6 +26,9 @@ class MixMatchConfig:
         ema_decay: decay of the parameters' moving average used to predict.
         finetune_bottom: also train the bottom (default: the head only, as Fu et al.'s
             released code runs).
+        restarts: MixMatch runs from different random heads (vmapped); the one whose
+            predictions fit the attacker's known labels best is kept. One run can lock onto a
+            single class (its own sharpened guesses confirm a bad start); 1 runs once.
     """
 
     steps: int = 2000
@@ -36,9 +39,10 @@ class MixMatchConfig:
     learning_rate: float = 2e-3
     ema_decay: float = 0.999
     finetune_bottom: bool = False
+    restarts: int = 3
 
     def __post_init__(self):
-        for field in ("steps", "batch_size"):
+        for field in ("steps", "batch_size", "restarts"):
             value = getattr(self, field)
             require(isinstance(value, int) and value > 0, f"mixmatch.{field}",
                     f"must be a positive integer, got {value!r}")
