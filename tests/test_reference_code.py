@@ -11,6 +11,7 @@ import pytest
 from ladsg_jax import metrics
 from ladsg_jax.attack_table import STRONGEST_DIRECT, add_comparisons, add_strongest_direct
 from ladsg_jax.attacks.direct import MISS, direct_label_inference, epoch_messages, readings
+from ladsg_jax.attacks.predictions import score
 from ladsg_jax.attacks.malicious import MaliciousOptimizer, malicious_sgd
 from ladsg_jax.attacks.settings import AttackSettings
 from ladsg_jax.config import TrainConfig
@@ -134,7 +135,10 @@ def test_the_direct_readings_by_epoch_and_no_negative_rule():
     average, _ = epoch_messages(wire, 3, "average")
     np.testing.assert_allclose(average, [[0.25, -0.05], [0.2, 0.075], [0.05, 0.35]],
                                rtol=1e-6)
-    got = readings(wire, labels, "first_negative")
+    labels_of = {"train": labels}
+    graded = lambda variant: {k: score(p, "top1", labels_of, 2)[1]
+                              for k, p in readings(wire, 3, variant).items()}
+    got = graded("first_negative")
     # first: 0 ✓, 1 miss (its argmin 0 ✗), 2 ✓. last: only sample 1 has a negative entry (✓);
     # the argmins 1, 1, 0 are all right. min: 1, 1, 0 all ✓. average: 1 ✓, then no negative
     # entry for samples 1 and 2, whose argmins 1 and 0 are right.
@@ -142,7 +146,7 @@ def test_the_direct_readings_by_epoch_and_no_negative_rule():
                                  "last/miss": 1 / 3, "last/argmin": 1.0,
                                  "min/miss": 1.0, "min/argmin": 1.0,
                                  "average/miss": 1 / 3, "average/argmin": 1.0})
-    assert readings(wire, labels, "argmin") == pytest.approx(
+    assert graded("argmin") == pytest.approx(
         {"first": 2 / 3, "last": 1.0, "min": 1.0, "average": 1.0})
 
 

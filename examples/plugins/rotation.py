@@ -24,8 +24,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ladsg_jax import metrics
 from ladsg_jax.attacks.base import Attack
+from ladsg_jax.attacks.predictions import Predictions
 from ladsg_jax.attacks.view import mean_messages_per_sample
 from ladsg_jax.defenses import Defense
 
@@ -51,18 +51,17 @@ class Rotation(Defense):
         return g @ q
 
 
-def run_message_lr(runner, view, key):
-    """Top-1 of a logistic regression, fit on the known-label samples' averaged message
-    directions, over every training sample party 0 received messages for."""
-    num_samples = runner.data.train_y.shape[0]
-    features, seen = mean_messages_per_sample(view.wire, num_samples, unit=True)
+def run_message_lr(context, view, key):
+    """The labels a logistic regression, fit on the known-label samples' averaged message
+    directions, gives every training sample party 0 received messages for (the suite scores
+    them with top-1)."""
+    features, seen = mean_messages_per_sample(view.wire, context.num_train, unit=True)
     features, seen = np.nan_to_num(np.asarray(features)), np.asarray(seen)  # a diverged run
     features = StandardScaler().fit(features[seen]).transform(features)
     known = np.asarray(view.known_idx)
     fit = LogisticRegression(max_iter=2000).fit(features[known], np.asarray(view.known_y))
     rows = np.flatnonzero(seen)
-    predicted = fit.predict(features[rows])
-    return {"score": metrics.top1_accuracy(predicted, np.asarray(runner.data.train_y)[rows])}
+    return {"score": Predictions(index=rows, labels=fit.predict(features[rows]))}
 
 
 MESSAGE_LR = Attack(

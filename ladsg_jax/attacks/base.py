@@ -20,15 +20,36 @@ GROUPS = ("mlp", "none", "malicious")       # the table's runs: honest with that
                                             # party 0 on the malicious optimizer
 
 
+@dataclasses.dataclass
+class AttackContext:
+    """What an attack's run function gets besides the attacker's view: the run's `config`,
+    the attacker's `settings`, its `bottom` module, the task's `num_classes` and `num_train`
+    (training samples), and `cached(name, build)` for compiled pieces reused across seeds. It
+    holds no labels: those stay with the `AttackRunner`, which scores the predictions."""
+
+    config: object
+    settings: object
+    bottom: object
+    num_classes: int
+    num_train: int
+    compiled: dict = dataclasses.field(default_factory=dict)
+
+    def cached(self, name: str, build: Callable):
+        """`build()`'s value, built once per context under `name`."""
+        if name not in self.compiled:
+            self.compiled[name] = build()
+        return self.compiled[name]
+
+
 @dataclasses.dataclass(frozen=True)
 class Attack:
     """One label inference attack.
 
-    `run(runner, view, key) -> {"score": float, ["metric": str], ["train_score": float]}`
-    scores the attack against one run: `runner` is the `AttackRunner` of the model and data
-    (its `config`, `data`, `settings`, `bottom` module and `cached(name, build)` for compiled
-    pieces reused across seeds), `view` the `AttackerView` holding only what `reads` names,
-    `key` a PRNG key. `training`: what run it reads ("honest", "malicious": party 0 trained
+    `run(context, view, key) -> {"score": Predictions, ["train_score": Predictions],
+    ["readings": {name: Predictions}, "reading": name]}` predicts against one run: `context`
+    is the `AttackContext` of the model and task, `view` the `AttackerView` holding only what
+    `reads` names, `key` a PRNG key. The attack never sees the true labels; the suite scores its
+    `Predictions` (`attacks/predictions.py`) by `metric`. `training`: what run it reads ("honest", "malicious": party 0 trained
     with the malicious optimizer, "none": a baseline that reads no VFL signal). `top_model`:
     the setting it needs ("none": the logits are the sum of the parties' outputs). `group` and
     `column`: the table run it is scored on and its column's heading; `label` its name in
@@ -52,7 +73,7 @@ class Attack:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError(field, f"name must be an identifier, got {self.name!r}")
         if not callable(self.run):
-            raise ConfigError(field, f"run must be a function (runner, view, key) -> dict, "
+            raise ConfigError(field, f"run must be a function (context, view, key) -> dict, "
                                      f"got {self.run!r}")
         for name, value, allowed in (("metric", self.metric, METRICS),
                                      ("training", self.training, TRAININGS),

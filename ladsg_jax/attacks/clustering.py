@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ladsg_jax import metrics
+from ladsg_jax.attacks.predictions import Predictions
 from ladsg_jax.attacks.view import mean_messages_per_sample
 from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.errors import ConfigError
@@ -92,30 +92,28 @@ def cluster_attack(features, known_indices, known_labels, num_classes: int,
     return classes[cluster_ids]
 
 
-def cluster_rows(runner, view, features, seen) -> dict:
-    """Top-1 of `cluster_attack` on the rows of `features` that were `seen`."""
-    train_y = np.asarray(runner.data.train_y)
+def cluster_rows(context, view, features, seen) -> dict:
+    """`cluster_attack`'s labels of the rows of `features` that were `seen`."""
     rows = np.flatnonzero(seen)
-    position = np.full(train_y.shape[0], -1)
+    position = np.full(context.num_train, -1)
     position[rows] = np.arange(rows.size)
     known = np.asarray(view.known_idx)
     keep = position[known] >= 0
     predicted = cluster_attack(features[rows], position[known[keep]],
-                               np.asarray(view.known_y)[keep], runner.data.num_classes)
-    return {"score": metrics.top1_accuracy(predicted, train_y[rows])}
+                               np.asarray(view.known_y)[keep], context.num_classes)
+    return {"score": Predictions(index=rows, labels=predicted)}
 
 
-def run_embeddings(runner, view, key):
+def run_embeddings(context, view, key):
     """k-means of the attacker's own embeddings of its training features."""
-    embed = runner.cached("embed", lambda: jax.jit(lambda p, s, x: map_in_chunks(
-        lambda c: apply_stateful(runner.bottom, p, s, c, False)[0], x,
-        runner.config.eval_batch_size)))
+    bottom, chunk = context.bottom, context.config.eval_batch_size
+    embed = context.cached("embed", lambda: jax.jit(lambda p, s, x: map_in_chunks(
+        lambda c: apply_stateful(bottom, p, s, c, False)[0], x, chunk)))
     features = np.asarray(embed(view.bottom_params, view.bottom_stats, view.train_x))
-    return cluster_rows(runner, view, features, np.ones(features.shape[0], bool))
+    return cluster_rows(context, view, features, np.ones(features.shape[0], bool))
 
 
-def run_messages(runner, view, key):
+def run_messages(context, view, key):
     """k-means of each sample's received message directions averaged over the epochs."""
-    features, seen = mean_messages_per_sample(view.wire, runner.data.train_y.shape[0],
-                                              unit=True)
-    return cluster_rows(runner, view, np.asarray(features), np.asarray(seen))
+    features, seen = mean_messages_per_sample(view.wire, context.num_train, unit=True)
+    return cluster_rows(context, view, np.asarray(features), np.asarray(seen))

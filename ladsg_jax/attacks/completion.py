@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ladsg_jax import metrics
+from ladsg_jax.attacks.predictions import Predictions
 from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.attacks.settings import MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.models import apply_stateful, split_variables
@@ -172,42 +172,40 @@ def make_model_completion(bottom: nn.Module, num_classes: int, config: MixMatchC
     return complete, predict
 
 
-def completion_scores(runner, predict, variables, view) -> dict:
-    """The completed model's main-task score on the test split (and on the training split)."""
-    data = runner.data
-    metric, test_score = metrics.main_score(predict(variables, view.test_x),
-                                            np.asarray(data.test_y), data.num_classes)
-    _, train_score = metrics.main_score(predict(variables, view.train_x),
-                                        np.asarray(data.train_y), data.num_classes)
-    return {"metric": metric, "score": test_score, "train_score": train_score}
+def completion_predictions(predict, variables, view) -> dict:
+    """The completed model's class scores for the test split (scored as the main task is)
+    and for the training split."""
+    def split(x, name):
+        return Predictions(index=np.arange(x.shape[0]), scores=np.asarray(predict(variables, x)),
+                           split=name)
+    return {"score": split(view.test_x, "test"), "train_score": split(view.train_x, "train")}
 
 
-def compiled_completion(runner, finetune_bottom: bool | None = None):
-    """`make_model_completion` of the runner's bottom, jitted once per runner; with
+def compiled_completion(context, finetune_bottom: bool | None = None):
+    """`make_model_completion` of the context's bottom, jitted once per context; with
     `finetune_bottom` set, the settings' MixMatch with that choice."""
-    config = runner.settings.mixmatch
+    config = context.settings.mixmatch
     if finetune_bottom is not None:
         config = dataclasses.replace(config, finetune_bottom=finetune_bottom)
     def build():
-        complete, predict = make_model_completion(runner.bottom, runner.data.num_classes,
-                                                  config)
+        complete, predict = make_model_completion(context.bottom, context.num_classes, config)
         return jax.jit(complete), jax.jit(predict)
-    return runner.cached(f"completion_{finetune_bottom}", build)
+    return context.cached(f"completion_{finetune_bottom}", build)
 
 
-def run_completion(runner, view, key):
+def run_completion(context, view, key):
     """Model completion of the attacker's trained bottom (passive; active when the run is
     the malicious one)."""
-    complete, predict = compiled_completion(runner)
+    complete, predict = compiled_completion(context)
     variables = complete(key, view.bottom_params, view.bottom_stats, view.train_x,
                          view.known_idx, view.known_y)
-    return completion_scores(runner, predict, variables, view)
+    return completion_predictions(predict, variables, view)
 
 
-def run_raw(runner, view, key):
+def run_raw(context, view, key):
     """The raw-feature floor: a fresh bottom fine-tuned the same way on the attacker's
     features alone, head and bottom."""
-    complete, predict = compiled_completion(runner, finetune_bottom=True)
-    fresh, fresh_stats = split_variables(runner.bottom.init(key, view.train_x[:2]))
+    complete, predict = compiled_completion(context, finetune_bottom=True)
+    fresh, fresh_stats = split_variables(context.bottom.init(key, view.train_x[:2]))
     variables = complete(key, fresh, fresh_stats, view.train_x, view.known_idx, view.known_y)
-    return completion_scores(runner, predict, variables, view)
+    return completion_predictions(predict, variables, view)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ladsg_jax import metrics
+from ladsg_jax.attacks.predictions import MISS, Predictions
 from ladsg_jax.attacks.settings import DIRECT_EPOCHS as EPOCHS
 from ladsg_jax.attacks.settings import DIRECT_NO_NEGATIVE as NO_NEGATIVE
 from ladsg_jax.attacks.view import mean_messages_per_sample
 
 VARIANTS = ("first_negative", "argmin")
-MISS = -1          # the prediction of a message with no negative entry, under "miss"
 
 
 def direct_label_inference(messages, variant: str = "first_negative",
@@ -56,30 +55,31 @@ def epoch_messages(wire, num_samples: int, epoch: str):
     return jnp.where(seen[:, None], lowest, 0.0), seen
 
 
-def readings(wire, labels: np.ndarray, variant: str) -> dict[str, float]:
-    """Top-1 of every reading of the messages by `variant`: {"EPOCH/RULE": score} for the
-    first-negative rule (both no-negative rules), {"EPOCH": score} for the argmin."""
+def readings(wire, num_samples: int, variant: str) -> dict[str, Predictions]:
+    """Every reading of the messages by `variant`, as predicted labels of the samples it saw:
+    {"EPOCH/RULE": ...} for the first-negative rule (both no-negative rules), {"EPOCH": ...}
+    for the argmin."""
     out = {}
     for epoch in EPOCHS:
-        messages, seen = epoch_messages(wire, labels.shape[0], epoch)
+        messages, seen = epoch_messages(wire, num_samples, epoch)
         rows = np.flatnonzero(np.asarray(seen))
         rules = NO_NEGATIVE if variant == "first_negative" else (None,)
         for rule in rules:
             predicted = np.asarray(direct_label_inference(messages, variant, rule or "argmin"))
             name = epoch if rule is None else f"{epoch}/{rule}"
-            out[name] = metrics.top1_accuracy(predicted[rows], labels[rows])
+            out[name] = Predictions(index=rows, labels=predicted[rows])
     return out
 
 
 def _direct(variant: str):
-    def run(runner, view, key):
-        """Top-1 of the messages read by `variant` at the settings' epoch (and no-negative
-        rule), with every other reading beside it."""
-        settings = runner.settings
-        scores = readings(view.wire, np.asarray(runner.data.train_y), variant)
+    def run(context, view, key):
+        """The messages read by `variant` at the settings' epoch (and no-negative rule),
+        with every other reading beside it."""
+        settings = context.settings
+        guesses = readings(view.wire, context.num_train, variant)
         chosen = (settings.direct_epoch if variant == "argmin"
                   else f"{settings.direct_epoch}/{settings.direct_no_negative}")
-        return {"score": scores[chosen], "reading": chosen, "readings": scores}
+        return {"score": guesses[chosen], "reading": chosen, "readings": guesses}
     return run
 
 
@@ -87,11 +87,10 @@ run_first_negative = _direct("first_negative")
 run_argmin = _direct("argmin")
 
 
-def run_averaged(runner, view, key):
+def run_averaged(context, view, key):
     """The adaptive attacker's reading: argmin of each sample's messages averaged over the
-    epochs (per-step random substitutes cancel), top-1 over the samples seen."""
-    train_y = np.asarray(runner.data.train_y)
-    mean_messages, seen = mean_messages_per_sample(view.wire, train_y.shape[0])
+    epochs (per-step random substitutes cancel), for the samples seen."""
+    mean_messages, seen = mean_messages_per_sample(view.wire, context.num_train)
     predicted = direct_label_inference(mean_messages, "argmin")
     rows = np.flatnonzero(np.asarray(seen))
-    return {"score": metrics.top1_accuracy(np.asarray(predicted)[rows], train_y[rows])}
+    return {"score": Predictions(index=rows, labels=np.asarray(predicted)[rows])}

@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ladsg_jax import metrics
+from ladsg_jax.attacks.predictions import Predictions
 from ladsg_jax.attacks.view import last_epoch_batches
 from ladsg_jax.errors import ConfigError
 
@@ -187,20 +187,19 @@ def invert_labels(module, params, xs, messages, num_classes: int, key, head: boo
 
 
 def _inversion(head: bool):
-    def run(runner, view, key):
-        """Top-1 of the labels reconstructed from the first `settings.inversion_batches`
-        batches of the last epoch."""
-        settings = runner.settings
-        invert = runner.cached(f"invert_head_{head}", lambda: jax.jit(functools.partial(
-            invert_labels, runner.bottom, num_classes=runner.data.num_classes, head=head,
+    def run(context, view, key):
+        """The labels reconstructed from the first `settings.inversion_batches` batches of
+        the last epoch."""
+        settings = context.settings
+        invert = context.cached(f"invert_head_{head}", lambda: jax.jit(functools.partial(
+            invert_labels, context.bottom, num_classes=context.num_classes, head=head,
             steps=settings.inversion_steps, learning_rate=settings.inversion_learning_rate)))
         indices, messages = last_epoch_batches(view.wire)
         indices = np.asarray(indices)
         count = min(settings.inversion_batches, indices.shape[0])
         xs = view.train_x[jnp.asarray(indices[:count])]
         predicted = invert(view.bottom_params, xs, messages[:count], key=key)
-        labels = np.asarray(runner.data.train_y)[indices[:count]]
-        return {"score": metrics.top1_accuracy(np.asarray(predicted).ravel(), labels.ravel())}
+        return {"score": Predictions(index=indices[:count], labels=np.asarray(predicted))}
     return run
 
 

@@ -5,7 +5,8 @@ In a binary task with a skewed label distribution, the gradient messages the pas
 receives for positive samples are larger in norm and point one way, those of negatives the
 other. Norm scoring ranks samples by ‖m_i‖; direction scoring by the cosine of m_i with the
 message of one sample the attacker knows to be positive, in the same batch. Both are scored
-with leak AUC (`ladsg_jax.metrics.leak_auc` / `batched_leak_auc`). Pure jax.numpy, jit-able.
+with leak AUC per batch (`ladsg_jax.metrics.batched_leak_auc`, by the suite). Pure jax.numpy,
+jit-able.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ladsg_jax import metrics
+from ladsg_jax.attacks.predictions import Predictions
 
 EPSILON = 1e-12
 
@@ -44,14 +46,14 @@ def direction_scores(messages, reference_mask):
     return scores, valid
 
 
-def scored_batches(runner, view):
-    """The batches of the last `settings.scoring_epochs` epochs: indices (n, B), party 0's
-    messages (n, B, d) and the true labels (n, B), for scoring only."""
-    first = -runner.settings.scoring_epochs
+def scored_batches(context, view):
+    """The batches of the last `settings.scoring_epochs` epochs: indices (n, B) and party 0's
+    messages (n, B, d)."""
+    first = -context.settings.scoring_epochs
     indices = np.asarray(view.wire.indices[first:])
     indices = indices.reshape(-1, indices.shape[-1])
     messages = view.wire.messages[0][first:].reshape(indices.shape + (-1,))
-    return indices, messages, np.asarray(runner.data.train_y)[indices]
+    return indices, messages
 
 
 def norm_orientation(norms, indices, known_idx, known_y) -> float:
@@ -72,20 +74,20 @@ def norm_orientation(norms, indices, known_idx, known_y) -> float:
     return 1.0 if metrics.leak_auc(norms.ravel()[known], labels[known]) >= 0.5 else -1.0
 
 
-def run_norm(runner, view, key):
-    """Leak AUC of the oriented message norms, per batch."""
-    indices, messages, labels = scored_batches(runner, view)
+def run_norm(context, view, key):
+    """The oriented message norms, per batch."""
+    indices, messages = scored_batches(context, view)
     norms = np.asarray(norm_scores(messages))
     orientation = norm_orientation(norms, indices, np.asarray(view.known_idx),
                                    np.asarray(view.known_y))
-    return {"score": metrics.batched_leak_auc(orientation * norms, labels)}
+    return {"score": Predictions(index=indices, scores=orientation * norms)}
 
 
-def run_direction(runner, view, key):
-    """Leak AUC of the cosine with a known positive's message in the same batch."""
-    indices, messages, labels = scored_batches(runner, view)
-    known = np.zeros(runner.data.train_y.shape[0], bool)
+def run_direction(context, view, key):
+    """The cosine with a known positive's message in the same batch, per batch."""
+    indices, messages = scored_batches(context, view)
+    known = np.zeros(context.num_train, bool)
     known[np.asarray(view.known_idx)[np.asarray(view.known_y) == 1]] = True
     scores, valid = direction_scores(messages, jnp.asarray(known[indices]))
-    return {"score": metrics.batched_leak_auc(np.asarray(scores), labels,
-                                              mask=np.asarray(valid))}
+    return {"score": Predictions(index=indices, scores=np.asarray(scores),
+                                 mask=np.asarray(valid))}

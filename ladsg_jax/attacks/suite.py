@@ -3,18 +3,20 @@
 The suite trains the runs the asked attacks need (honest, party 0 on the malicious
 optimizer) and loops over them: each `Attack` of the registry reads only what it declares of
 what party 0 holds (its feature slices, bottom parameters, received wire, a few known
-labels). The true labels are used only to score.
+labels) and returns predictions; `AttackRunner.run` scores them, the one place the true labels
+are read.
 """
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 import jax
 import numpy as np
 
+from ladsg_jax.attacks.base import AttackContext
 from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import MaliciousOptimizer
+from ladsg_jax.attacks.predictions import Predictions, score
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.attacks.view import AttackerView, attacker_view
@@ -28,30 +30,41 @@ from ladsg_jax.vfl.runner import Runner, seed_keys
 
 
 class AttackRunner:
-    """The attacks' context for one model, data set and settings: what an `Attack`'s run
-    function reads besides the attacker's view, and its compiled pieces (`cached`), built on
-    first use and reused across seeds and calls."""
+    """Runs and scores the attacks for one model, data set and settings. An attack gets the
+    `AttackContext` (no labels) and the attacker's view; its predictions are scored here, the
+    one place that reads the true labels. Compiled pieces live in the context, built on first
+    use and reused across seeds and calls."""
 
     def __init__(self, config: TrainConfig, data: VFLData, settings: AttackSettings):
         self.config, self.data, self.settings = config, data, settings
         self.model = VFLModel.from_config(config, data.num_classes)
         self.bottom = self.model.bottom_module()
-        self._compiled = {}
-
-    def cached(self, name: str, build: Callable):
-        """`build()`'s value, built once per runner under `name`."""
-        if name not in self._compiled:
-            self._compiled[name] = build()
-        return self._compiled[name]
+        self.context = AttackContext(config, settings, self.bottom, data.num_classes,
+                                     data.num_train)
 
     def run(self, name: str, view: AttackerView, key: jax.Array) -> dict:
         """One attack's scores against one run; the attack sees only what it reads."""
         attack = attack_spec(name)
-        out = dict(attack.run(self, view.restricted(attack.reads), key))
+        out = dict(attack.run(self.context, view.restricted(attack.reads), key))
         if "score" not in out:
             raise ConfigError(f"attack {name!r}", "its run function returned no 'score'")
-        out.setdefault("metric", attack.metric)
-        return out
+        returned = [out[k] for k in ("score", "train_score") if k in out]
+        for predictions in [*returned, *out.get("readings", {}).values()]:
+            if not isinstance(predictions, Predictions):
+                raise ConfigError(f"attack {name!r}", (
+                    f"its run returned a {type(predictions).__name__} where Predictions "
+                    "belong: since ladsg_jax 0.2.0 an attack predicts and the suite scores "
+                    "(CHANGELOG.md)"))
+        labels_of = {"train": self.data.train_y, "test": self.data.test_y}
+        grade = lambda p: score(p, attack.metric, labels_of, self.data.num_classes)
+        metric, value = grade(out["score"])
+        scored = {"metric": metric, "score": value}
+        if "train_score" in out:
+            scored["train_score"] = grade(out["train_score"])[1]
+        if "readings" in out:
+            scored["reading"] = out["reading"]
+            scored["readings"] = {k: grade(p)[1] for k, p in out["readings"].items()}
+        return scored
 
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
