@@ -20,7 +20,8 @@ import jax
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.defenses import DEFENSES, Defense, make_defense
+from ladsg_jax.defenses import DEFENSES, Chain, Defense, make_defense
+from ladsg_jax.defenses.registry import CHAIN, member_field
 from ladsg_jax.errors import ConfigError, require, unknown
 from ladsg_jax.divergence import divergence, final_accuracy
 
@@ -55,13 +56,14 @@ def grid_points(defense_name: str, options: dict, grid: dict[str, list]) -> list
     fields from `options`). Each point's defense is built, and so checked: an unknown field, a
     malformed or out-of-range value raises `ConfigError` naming the field before anything
     trains."""
-    if defense_name not in DEFENSES:
-        raise unknown("defense", defense_name, DEFENSES)
-    fields = {f.name for f in dataclasses.fields(DEFENSES[defense_name])}
-    for field in grid:
-        if field != LEARNING_RATE and field not in fields:
-            raise unknown(f"grid field of defense {defense_name}", field,
-                          sorted(fields) + [LEARNING_RATE])
+    if CHAIN not in defense_name:           # a chain's members check their own fields
+        if defense_name not in DEFENSES:
+            raise unknown("defense", defense_name, DEFENSES)
+        fields = {f.name for f in dataclasses.fields(DEFENSES[defense_name])}
+        for field in grid:
+            if field != LEARNING_RATE and field not in fields:
+                raise unknown(f"grid field of defense {defense_name}", field,
+                              sorted(fields) + [LEARNING_RATE])
     points = []
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo))
@@ -87,13 +89,19 @@ def learning_rate_value(value) -> float:
 
 
 def option_value(defense: Defense, field: str, given):
-    """The value a point's record shows: the defense's field as cast, or the learning rate."""
-    return float(given) if field == LEARNING_RATE else getattr(defense, field)
+    """The value a point's record shows: the defense's field (a chain member's) as cast, or
+    the learning rate."""
+    if field == LEARNING_RATE:
+        return float(given)
+    owner, name = member_field(defense, field)
+    return getattr(owner, name)
 
 
 def static_part(defense: Defense) -> Defense:
-    """`defense` with its traced fields at their defaults: points with equal static parts share
-    one compiled program."""
+    """`defense` with its traced fields at their defaults (in each member of a chain): points
+    with equal static parts share one compiled program."""
+    if isinstance(defense, Chain):
+        return dataclasses.replace(defense, parts=tuple(map(static_part, defense.parts)))
     defaults = {f.name: f.default for f in dataclasses.fields(defense) if f.name in defense.hyper}
     return dataclasses.replace(defense, **defaults)
 

@@ -87,3 +87,69 @@ def test_needs_draws_hparams_and_the_record_of_a_chain():
     assert record["name"] == "chain"
     assert [p["name"] for p in record["parts"]] == ["label_dp", "laplace", "dcor"]
     assert record["parts"][1]["scale"] == 0.2
+
+
+# a chain named on the command line or in a config: `A+B`, options routed to members
+
+def test_a_chain_by_name_routes_each_option_to_its_member():
+    import re
+
+    import pytest
+
+    from ladsg_jax.defenses import make_defense
+    from ladsg_jax.defenses.sparsify import GradientCompression
+    from ladsg_jax.errors import ConfigError
+
+    built = make_defense("laplace+compression", scale="0.003", **{"compression.keep": "0.1"})
+    assert built == chain(LaplaceNoise(scale=0.003), GradientCompression(keep=0.1))
+    assert config_record(SMALL.replace(defense=built))["defense"] == {
+        "name": "chain", "parts": [{"name": "laplace", "scale": 0.003},
+                                   {"name": "compression", "keep": 0.1}]}
+    for spec, options, message in [
+        ("kdk+label_dp", {"epsilon": "1"},
+         "defense.epsilon: a field of kdk and label_dp; write defense.kdk.epsilon"),
+        ("laplace+compression", {"sign.keep": "0.1"},
+         "defense.sign.keep (member): unknown value 'sign'; allowed: compression, laplace"),
+        ("laplace+compression", {"bins": "3"}, "defense.laplace+compression option: unknown "
+                                               "value 'bins'; allowed: compression.keep, "
+                                               "laplace.scale"),
+        ("laplace+magic", {}, "defense: unknown value 'magic'"),
+        ("laplace+laplace", {}, "names laplace more than once"),
+        ("laplace+compression", {"keep": "2"}, "defense.compression.keep"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            make_defense(spec, **options)
+
+
+def test_a_grid_over_a_chain_members_knob_is_one_program_equal_to_the_separate_runs(
+        synthetic):
+    from ladsg_jax.sweep import grid_points, point_config, static_groups
+    from ladsg_jax.vfl.train import default_hparams, stack_hparams
+
+    points = grid_points("laplace+compression", {"keep": "0.5"},
+                         {"laplace.scale": ["0.001", "0.05"]})
+    assert [p.values for p in points] == [{"laplace.scale": 0.001}, {"laplace.scale": 0.05}]
+    config = SMALL.replace(defense=points[0].defense, epochs=1)
+    assert len(static_groups(config, points)) == 1                   # one compiled setting
+    grid = stack_hparams([default_hparams(point_config(config, p)) for p in points])
+    runs = Runner(config).fit(synthetic, seed_keys(0, 2), hparams=grid)
+    for p, point in enumerate(points):
+        alone = Runner(point_config(config, point)).fit(synthetic, seed_keys(0, 2))
+        np.testing.assert_allclose(runs.train_loss[2 * p:2 * p + 2], alone.train_loss,
+                                   atol=1e-5)
+    assert not np.allclose(runs.train_loss[:2], runs.train_loss[2:])
+
+
+def test_the_command_line_trains_a_named_chain(tmp_path):
+    import json
+
+    from ladsg_jax.cli import main
+
+    code = main(["train", "--dataset", "synthetic", "--epochs", "1", "--seeds", "1",
+                 "--defense", "laplace+compression", "--defense.laplace.scale", "0.002",
+                 "--defense.keep", "0.3", "--runs-dir", str(tmp_path), "--name", "c",
+                 "--no-progress"])
+    assert code == 0
+    record = json.loads((tmp_path / "c" / "result.json").read_text())
+    assert record["config"]["defense"]["parts"] == [{"name": "laplace", "scale": 0.002},
+                                                    {"name": "compression", "keep": 0.3}]

@@ -74,11 +74,13 @@ def test_every_grid_strategy_equals_the_separate_runs_with_a_learning_rate_grid(
 
 def test_a_grid_over_a_static_field_compiles_once_per_value(synthetic):
     points = grid_points("flsg", {}, {"flsg_samples": ["4", "8"]})
-    config = SMALL.replace(epochs=1)
-    run_sweep(config.replace(bottom_hidden=(15,)), synthetic, points[:1], 2)   # one-time ones
+    # model sizes no other test uses: a test file run before this one in the same process
+    # (test_chain's SMALL is this file's) would have compiled the shared model programs
+    config = SMALL.replace(epochs=1, bottom_hidden=(19,))
+    run_sweep(config.replace(bottom_hidden=(23,)), synthetic, points[:1], 2)   # one-time ones
     with count_compilations() as both:                  # a model new to the process
         record = run_sweep(config, synthetic, points, 2)
-    other = config.replace(bottom_hidden=(17,))
+    other = config.replace(bottom_hidden=(21,))
     with count_compilations() as one:                   # another new model, one value
         run_sweep(other, synthetic, points[:1], 2)
     with count_compilations() as per_value:             # that model again: the value's own

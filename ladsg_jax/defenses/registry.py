@@ -65,13 +65,19 @@ def knob_default(cls: type[Defense]):
     return next(f.default for f in dataclasses.fields(cls) if f.name == cls.knob)
 
 
+CHAIN = "+"       # `laplace+compression`: registered defenses chained in that order
+
+
 def make_defense(name: str, **params) -> Defense:
-    """The defense registered as `name`, with its fields set from `params`.
+    """The defense registered as `name`, with its fields set from `params`; `A+B+...` chains
+    registered defenses (`chain_spec`).
 
     String values (from the command line) are cast to the type of the field's default: a
     comma-separated list for tuples, int, float, bool; `none` for an optional field (default
     None). A numeric field takes a real number (numpy scalars too), anything else is named.
     """
+    if CHAIN in name:
+        return chain_spec(name, params)
     if name not in DEFENSES:
         raise unknown("defense", name, DEFENSES)
     cls = DEFENSES[name]
@@ -88,6 +94,53 @@ def make_defense(name: str, **params) -> Defense:
         if number and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             raise ConfigError(f"defense.{name}.{key}", f"expected a number, got {value!r}")
     return cls(**params)
+
+
+def chain_spec(spec: str, params: dict) -> Defense:
+    """`chain` of the defenses named in `spec` (`A+B`, in that order), each option routed to
+    its member: `B.field` to B, a plain `field` to the one member that has it."""
+    from ladsg_jax.defenses.composite import chain
+
+    names = spec.split(CHAIN)
+    for name in names:
+        if name not in DEFENSES:
+            raise unknown("defense", name, DEFENSES)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError("defense", f"{spec!r} names {', '.join(twice)} more than once; "
+                                     "allowed: each member once")
+    fields = {n: {f.name for f in dataclasses.fields(DEFENSES[n])} for n in names}
+    routed = {n: {} for n in names}
+    for key, value in params.items():
+        member, _, field = key.rpartition(".")
+        if member:
+            if member not in routed:
+                raise unknown(f"defense.{key} (member)", member, names)
+            owners = [member]
+        else:
+            owners = [n for n in names if field in fields[n]]
+        if not owners or field not in fields[owners[0]]:
+            raise unknown(f"defense.{spec} option", key,
+                          [f"{n}.{f}" for n in names for f in sorted(fields[n])])
+        if len(owners) > 1:
+            raise ConfigError(f"defense.{field}", f"a field of {' and '.join(owners)}; "
+                                                  f"write defense.{owners[0]}.{field}")
+        routed[owners[0]][field] = value
+    return chain(*(make_defense(n, **routed[n]) for n in names))
+
+
+def member_field(defense: Defense, key: str):
+    """(the member of a chain, or the defense itself, that holds option `key`, its field)."""
+    from ladsg_jax.defenses.composite import Chain
+
+    if not isinstance(defense, Chain):
+        return defense, key
+    member, _, field = key.rpartition(".")
+    for part in defense.parts:
+        if (part.name == member if member else
+                field in {f.name for f in dataclasses.fields(part)}):
+            return part, field
+    raise unknown("defense option", key, [p.name for p in defense.parts])
 
 
 def cast_option(field: str, value: str, default):
