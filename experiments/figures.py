@@ -47,7 +47,7 @@ from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
 from ladsg_jax.provenance import provenance
 from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
-                               write_json_atomic, write_text_atomic)
+                               write_records, write_text_atomic)
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -86,7 +86,7 @@ class Records:
         if self.provenance:
             record = {**record, "provenance": self.provenance}
         self.records.append(record)
-        write_json_atomic(self.path, {"records": self.records})
+        write_records(self.path, self.records)
 
     def checkpoints(self, *parts) -> str:
         return os.path.join(self.out, "checkpoints", *[str(p).replace(" ", "_") for p in parts])

@@ -22,7 +22,7 @@ from ladsg_jax import compile_cache
 from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
                                     markdown_tables)
 from ladsg_jax.defenses import LADSG, Defense
-from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
+from ladsg_jax.results import read_records, sweep_arguments, write_records
 
 STAGE_SETS = ((), ("la",), ("sg",), ("nd",), ("la", "sg"), ("la", "nd"), ("sg", "nd"),
               ("la", "sg", "nd"))
@@ -54,10 +54,10 @@ def main(argv=None) -> int:
                                  settings)
             record["seconds"] = time.perf_counter() - start
             records.append(record)
-            write_json_atomic(args.out, {"records": records})      # progress survives a kill
+            write_records(args.out, records)      # progress survives a kill
     add_comparisons(records)
     if not args.table:
-        write_json_atomic(args.out, {"records": records})
+        write_records(args.out, records)
     print(markdown_tables(records, [setting_name(s) for s in STAGE_SETS]))
     return 0
 

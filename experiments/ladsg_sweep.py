@@ -19,7 +19,7 @@ from ladsg_jax.attacks.suite import run_attacks
 from ladsg_jax.defenses import Defense, LADSG
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
-from ladsg_jax.results import read_records, sweep_arguments, write_json_atomic
+from ladsg_jax.results import read_records, sweep_arguments, write_records
 
 SETTINGS = {
     "none": Defense(),
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                       "passive_mc": with_top["attacks"]["passive_mc"],
                       "seconds": time.perf_counter() - start}
             records.append(record)
-            write_json_atomic(args.out, {"records": records})     # progress survives a kill
+            write_records(args.out, records)     # progress survives a kill
             print(json.dumps({k: (round(v["mean"], 3) if isinstance(v, dict) and v["mean"] is not None
                                else v)
                               for k, v in record.items() if k != "defense"}), flush=True)

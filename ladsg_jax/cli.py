@@ -33,7 +33,7 @@ from ladsg_jax.errors import ArgumentParser, ConfigError, unknown
 from ladsg_jax.flags import add_fields, check_args, given, parse_defense_options
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.results import mean_std, write_json_atomic
+from ladsg_jax.results import mean_std, write_result
 
 CONFIG_SKIP = ("num_parties", "defense", "record_wire")    # flags of their own, or internal
 CONFIG_DEST, SETTINGS_DEST, MIXMATCH_DEST = "config_", "attack_", "mc_"
@@ -114,7 +114,7 @@ def command_train(args: argparse.Namespace) -> int:
     if jax.process_index() != 0:        # every process trained the same model; one writes it
         return 0
     record["provenance"] = run_provenance(args)
-    path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
+    path = write_result(os.path.join(args.runs_dir, name, "result.json"), record)
     warn(f"train {data.name}", record["per_seed"]["diverged"])
     print(f"{data.name}: test accuracy {mean_std(record['test_accuracy'], 4)} over "
           f"{seeds_line(record['test_accuracy'])} ({record['timing']['wall_s']:.1f} s, "
@@ -158,7 +158,7 @@ def command_attack(args: argparse.Namespace) -> int:
                           **args.compile_stats.record()},
                   provenance=run_provenance(args))
     name = args.name or f"attack-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), report)
+    path = write_result(os.path.join(args.runs_dir, name, "result.json"), report)
     for line in attack_report_lines(report, data.name, hybrid):
         print(line)
     print(f"{args.seeds} seeds, {report['known_labels']} known labels, "
@@ -180,7 +180,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     record.update(dataset=data.name, defense=args.defense, config=config_record(config),
                   provenance=run_provenance(args))
     name = args.name or f"sweep-{data.name}-{args.defense}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = write_json_atomic(os.path.join(args.runs_dir, name, "result.json"), record)
+    path = write_result(os.path.join(args.runs_dir, name, "result.json"), record)
     for i, point in enumerate(record["grid"]):
         values = " ".join(f"{k}={v}" for k, v in point["values"].items())
         for run, reasons in point["diverged"].items():

@@ -25,12 +25,42 @@ def to_jsonable(value):
     return value
 
 
+# The layout of the result files (`write_result`, `write_records`): 2 since ladsg_jax 0.2.0
+# (attacks scored by the suite, the direct attacks' `readings` and `direct_strongest`, `dcs` as
+# VFLAIR's beside `dcs_chance`); a file with no `schema` is 0.1's (CHANGELOG.md).
+RECORD_SCHEMA = 2
+
+
+def check_schema(path: str, payload: dict) -> None:
+    """Raises `ConfigError` naming `path` unless its records are of `RECORD_SCHEMA`."""
+    from ladsg_jax.errors import ConfigError
+
+    found = payload.get("schema", 1) if isinstance(payload, dict) else None
+    if found != RECORD_SCHEMA:
+        raise ConfigError(path, f"records of schema {found}; this ladsg_jax reads schema "
+                                f"{RECORD_SCHEMA} (CHANGELOG.md): write them to a new file")
+
+
 def read_records(path: str) -> list[dict]:
-    """The `records` of a results file written by a resumable sweep; [] when there is none."""
+    """The `records` of a results file written by a resumable sweep; [] when there is none.
+    A file of another record schema is a `ConfigError` naming it (`check_schema`)."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return json.load(f)["records"]
+        payload = json.load(f)
+    check_schema(path, payload)
+    return payload["records"]
+
+
+def write_records(path: str, records: list, header: dict | None = None) -> str:
+    """A resumable sweep's results file: `header`, the record schema and `records`."""
+    return write_json_atomic(path, {"schema": RECORD_SCHEMA, **(header or {}),
+                                    "records": records})
+
+
+def write_result(path: str, record: dict) -> str:
+    """One command's result file: `record` with the record schema."""
+    return write_json_atomic(path, {"schema": RECORD_SCHEMA, **record})
 
 
 def sweep_arguments(parser, default_out: str, default_seeds: int):

@@ -30,7 +30,7 @@ from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError, one_of, require
-from ladsg_jax.results import read_records, write_json_atomic, write_text_atomic
+from ladsg_jax.results import read_records, write_records, write_text_atomic
 
 KEYS = ("description", "datasets", "seeds", "plugins", "settings", "train", "attacks")
 ROW_FIELDS = ("top_model", "defense", "record_wire")     # each run of a row sets its own
@@ -163,9 +163,9 @@ def run_table(table: TableConfig, out: str, contexts: AttackContexts | None = No
         if callable(getattr(defense, "epsilon", None)):     # Gaussian DP's accountant
             row["epsilon"] = defense.epsilon(runner.config.epochs)
         rows.append(row)
-        write_json_atomic(out, {**(header() if header else {}), "records": rows})  # survives a kill
+        write_records(out, rows, header() if header else None)     # survives a kill
     add_comparisons(rows)
-    write_json_atomic(out, {**(header() if header else {}), "records": rows})
+    write_records(out, rows, header() if header else None)
     write_text_atomic(os.path.splitext(out)[0] + ".md",
                       markdown_tables(rows, list(table.settings)))
     return rows

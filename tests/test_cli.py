@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ladsg_jax.cli import main
-from ladsg_jax.results import read_records, write_json_atomic
+from ladsg_jax.errors import ConfigError
+from ladsg_jax.results import RECORD_SCHEMA, read_records, write_json_atomic, write_records
 
 
 def assert_provenance(record: dict, seed: int) -> None:
@@ -35,6 +36,7 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
     assert len(record["per_seed"]["final_test_accuracy"]) == 2
     assert len(record["per_seed"]["test_accuracy"][0]) == 3
     assert record["config"]["epochs"] == 3 and record["config"]["defense"]["name"] == "none"
+    assert record["schema"] == RECORD_SCHEMA
     assert record["timing"]["programs"] >= 1
     assert_provenance(record["provenance"], seed=0)
     assert 0.0 <= record["test_accuracy"]["mean"] <= 1.0
@@ -172,5 +174,22 @@ def test_atomic_write_leaves_the_old_file_when_serialization_fails(tmp_path):
 def test_a_resumable_sweep_reads_back_what_it_wrote(tmp_path):
     path = str(tmp_path / "sweep.json")
     assert read_records(path) == []
-    write_json_atomic(path, {"records": [{"setting": "la", "mp": np.float32(0.5)}]})
+    write_records(path, [{"setting": "la", "mp": np.float32(0.5)}])
+    assert json.loads(open(path).read())["schema"] == RECORD_SCHEMA == 2
     assert read_records(path) == [{"setting": "la", "mp": 0.5}]
+    old = str(tmp_path / "old.json")                   # 0.1's files carry no schema
+    write_json_atomic(old, {"records": [{"setting": "la"}]})
+    with pytest.raises(ConfigError, match=f"{old}: records of schema 1; this ladsg_jax "
+                                          "reads schema 2"):
+        read_records(old)
+
+
+def test_a_table_will_not_resume_into_a_file_of_another_schema(tmp_path):
+    from ladsg_jax.table_config import DEMO, run_table
+
+    out = tmp_path / "old.json"
+    old = {"records": [{"dataset": "digits", "setting": "none"}]}
+    out.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="records of schema 1"):      # before any training
+        run_table(DEMO, str(out))
+    assert json.loads(out.read_text()) == old                           # left as it was

@@ -75,9 +75,10 @@ def test_a_rerun_resumes_and_runs_only_the_missing_records(figures, tmp_path):
     figures.effectiveness(config, out, progress=False)
     path = os.path.join(out, "results.json")
     with open(path) as f:
-        first = json.load(f)["records"]
+        written = json.load(f)
+    first = written["records"]
     with open(path, "w") as f:                        # as if killed before the second row
-        json.dump({"records": first[:1]}, f)
+        json.dump({**written, "records": first[:1]}, f)
     figures.effectiveness(config, out, progress=False)
     with open(path) as f:
         again = json.load(f)["records"]
