@@ -190,6 +190,11 @@ def test_a_changed_split_data_option_or_config_is_not_resumed(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_checkpointed_run_cleanly_and_the_rerun_resumes(tmp_path):
+    # imported before the child starts: importing them between its epoch 3 and the signal took
+    # long enough, on a loaded clean clone, for the child to finish all 60 epochs first
+    from ladsg_jax.cli import main
+    from ladsg_jax.vfl.checkpoint import EpochCheckpoints
+
     ckpt, runs = tmp_path / "ckpt", tmp_path / "runs"
     args = ["train", "--dataset", "breast_cancer", "--epochs", "60", "--seeds", "1",
             "--checkpoint-dir", str(ckpt), "--runs-dir", str(runs), "--no-progress"]
@@ -205,10 +210,8 @@ def test_ctrl_c_stops_a_checkpointed_run_cleanly_and_the_rerun_resumes(tmp_path)
         assert child.poll() is None and time.time() < deadline, child.stderr.read()[-2000:]
         time.sleep(0.05)
     # a second run on the same folder meanwhile: one line naming the folder and the first run
-    from ladsg_jax.cli import main
     with pytest.raises(ConfigError, match=f"{ckpt} is in use by another run \\(pid {child.pid} "
                                           "on .*ladsg_jax.*train"):
-        from ladsg_jax.vfl.checkpoint import EpochCheckpoints
         EpochCheckpoints(str(ckpt), {})
     sent = time.time()
     child.send_signal(signal.SIGINT)
