@@ -23,7 +23,8 @@ import os
 import sys
 
 from ladsg_jax import compile_cache
-from ladsg_jax.attack_table import add_comparisons, markdown_tables
+from ladsg_jax.attack_table import add_comparisons
+from ladsg_jax.table_render import markdown_tables
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.provenance import provenance

@@ -34,8 +34,7 @@ from tqdm.auto import tqdm
 
 from ladsg_jax import compile_cache
 from ladsg_jax import plots
-from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
-                                    defense_rows, score_cell, setting_label)
+from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row, defense_rows
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
@@ -48,6 +47,7 @@ from ladsg_jax.presets import preset_config
 from ladsg_jax.provenance import provenance
 from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
                                write_records, write_text_atomic)
+from ladsg_jax.table_render import score_cell, setting_label
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 

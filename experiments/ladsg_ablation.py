@@ -19,10 +19,10 @@ import time
 from tqdm.auto import tqdm
 
 from ladsg_jax import compile_cache
-from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
-                                    markdown_tables)
+from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row
 from ladsg_jax.defenses import LADSG, Defense
 from ladsg_jax.results import read_records, sweep_arguments, write_records
+from ladsg_jax.table_render import markdown_tables
 
 STAGE_SETS = ((), ("la",), ("sg",), ("nd",), ("la", "sg"), ("la", "nd"), ("sg", "nd"),
               ("la", "sg", "nd"))

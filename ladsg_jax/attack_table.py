@@ -11,7 +11,8 @@ raw-feature floor, and two defense capability scores: `dcs`, VFLAIR's (`get_dcs`
 data_process.py, ideal attack performance 0), and `dcs_chance`, ours (ideal: the attack's
 chance level). A seed whose training
 diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many (`diverged`,
-per training run), and a score with no seed left is None, shown as "diverged".
+per training run), and a score with no seed left is None, shown as "diverged". The tables as
+text (Markdown, the terminal's) are `ladsg_jax.table_render`'s.
 """
 from __future__ import annotations
 
@@ -21,13 +22,12 @@ from typing import Callable
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import ATTACKS, attack_groups, check_fits, columns
+from ladsg_jax.attacks.registry import ATTACKS, attack_groups, check_fits
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid, run_attacks
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.results import mean_std
 from ladsg_jax.session import config_record
 from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
@@ -130,15 +130,6 @@ def add_strongest_direct(row: dict) -> None:
                                         "per_seed": best.get("per_seed"), "from": source}
 
 
-def table_columns() -> list[tuple[str, str]]:
-    """(attack name, heading) of the tables' columns: the registry's, with the strongest
-    direct reading after the direct attacks."""
-    cols = list(columns())
-    last = max((i for i, (n, _) in enumerate(cols) if n in DIRECT_FAMILY), default=-1)
-    cols.insert(last + 1, (STRONGEST_DIRECT, "direct max"))
-    return cols
-
-
 def attack_settings_groups(attacks, config, num_classes: int) -> list[tuple[dict, list | None]]:
     """The settings a set of attacks runs in: (config changes, attack names) per setting,
     the direct attacks (and inversion's sum-top case) with `top_model none`, every other
@@ -237,73 +228,3 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
                     scores[kind].append(attack[kind])
         for kind, values in scores.items():
             row[kind] = float(np.mean(values)) if values else None
-
-
-def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
-    """One Markdown table per data set: MP and each attack's mean ± std, then its reduction
-    against no defense and its excess over the raw floor; the mean DCS last."""
-    out = []
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        mine = [r for r in rows if r["dataset"] == dataset]
-        if order:
-            mine.sort(key=lambda r: order.index(r["setting"]) if r["setting"] in order
-                      else len(order))
-        names = [n for n, _ in table_columns() if n in mine[0]["attacks"]]
-        labels = dict(table_columns())
-        out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std, then reduction vs "
-                   "none / excess over raw; DCS: VFLAIR's, ideal AP 0; DCS (chance): ideal AP "
-                   "the attack's chance level)\n")
-        out.append("| setting | MP top mlp | MP top none | "
-                   + " | ".join(labels[n] for n in names) + " | DCS | DCS (chance) |")
-        out.append("|---" * (5 + len(names)) + "|")
-        for r in mine:
-            cells = []
-            for n in names:
-                a = r["attacks"][n]
-                cell = mean_std(a, 2, '±')
-                if r["setting"] != "none" and a.get("reduction") is not None:
-                    cell += f"<br>{100 * a['reduction']:+.0f}%"
-                if a.get("excess") is not None:
-                    cell += f" / {a['excess']:+.2f}"
-                cells.append(cell)
-            mp = r["main_task"]
-            out.append(f"| {setting_label(r)} | {mean_std(mp['top_mlp'], 3, '±')}"
-                       f" | {mean_std(mp['top_none'], 3, '±')} | " + " | ".join(cells)
-                       + f" | {score_cell(r.get('dcs'))} | {score_cell(r.get('dcs_chance'))} |")
-        out.append("")
-    return "\n".join(out)
-
-
-def score_cell(value) -> str:
-    return "–" if value is None else format(value, ".3f")
-
-
-def diverged_seeds(row: dict) -> int:
-    """The most seeds of any one training run of the row that diverged."""
-    return max((sum(r is not None for r in reasons)
-                for reasons in row.get("diverged", {}).values()), default=0)
-
-
-def setting_label(row: dict) -> str:
-    """The row's setting, with how many of its seeds diverged when any did."""
-    bad = diverged_seeds(row)
-    return row["setting"] + (f" ({bad}/{row['seeds']} seeds diverged)" if bad else "")
-
-
-def cell(record: dict | None) -> str:
-    return "n/a" if record is None else mean_std(record, 2, "±")
-
-
-def terminal_table(rows: list[dict], width: int = 12) -> str:
-    """The rows as one fixed-width table (what `ladsg-jax demo` prints): data set, setting,
-    MP (top model mlp), then every attack's mean ± std in table order."""
-    label_width = max(8, *(len(setting_label(r)) + 1 for r in rows))
-    header = f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}" + "".join(
-        f"{label:>{width}}" for _, label in table_columns())
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        mp = row["main_task"].get("top_mlp")
-        lines.append(f"{row['dataset']:<14}{setting_label(row):<{label_width}}{cell(mp):>{width}}"
-                     + "".join(f"{cell(row['attacks'].get(name)):>{width}}"
-                               for name, _ in table_columns()))
-    return "\n".join(lines)

@@ -198,7 +198,8 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     """The table code of `experiments/defense_table.py` on the demo's rows."""
-    from ladsg_jax.attack_table import AttackContexts, terminal_table
+    from ladsg_jax.attack_table import AttackContexts
+    from ladsg_jax.table_render import terminal_table
     from ladsg_jax.table_config import DEMO, DEMO_LEGEND, demo_table, run_table
 
     args.seeds = args.seeds or DEMO.seeds

@@ -24,13 +24,13 @@ import time
 
 from tqdm.auto import tqdm
 
-from ladsg_jax.attack_table import (AttackContexts, add_comparisons, defense_row,
-                                    markdown_tables)
+from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError, one_of, require
 from ladsg_jax.results import read_records, write_records, write_text_atomic
+from ladsg_jax.table_render import markdown_tables
 
 KEYS = ("description", "datasets", "seeds", "plugins", "settings", "train", "attacks")
 ROW_FIELDS = ("top_model", "defense", "record_wire")     # each run of a row sets its own

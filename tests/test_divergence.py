@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from flax import struct
 
-from ladsg_jax.attack_table import (add_comparisons, defense_rows, markdown_tables,
-                                    terminal_table)
+from ladsg_jax.attack_table import add_comparisons, defense_rows
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
+from ladsg_jax.table_render import markdown_tables, terminal_table
 from ladsg_jax.cli import main
 from ladsg_jax.data import load
 from ladsg_jax.defenses import Defense

@@ -47,16 +47,17 @@ class Predictions:
             raise ConfigError("predictions", "give labels or scores (exactly one)")
 
 
-def score(predictions: Predictions, metric: str, labels_of: dict, num_classes: int):
+def score(predictions: Predictions, metric: str, labels_of: dict, num_classes: int,
+          source: str = "attack"):
     """(metric name, value) of `predictions` under the attack's `metric` ("top1", "auc" or
     "completion": top-1, F1 for two classes or top-5 for 100 and more), with `labels_of[split]`
-    the split's true labels."""
+    the split's true labels; anything but `Predictions` is a `ConfigError` naming `source`."""
     from ladsg_jax import metrics
 
     if not isinstance(predictions, Predictions):
-        raise ConfigError("attack", f"returned {type(predictions).__name__} where Predictions "
-                                    "belong: since ladsg_jax 0.2.0 an attack predicts and the "
-                                    "suite scores (CHANGELOG.md)")
+        raise ConfigError(source, f"its run returned a {type(predictions).__name__} where "
+                                  "Predictions belong: since ladsg_jax 0.2.0 an attack "
+                                  "predicts and the suite scores (CHANGELOG.md)")
     index = np.asarray(predictions.index)
     truth = np.asarray(labels_of[predictions.split])[index]
     mask = (np.ones(index.shape, bool) if predictions.mask is None

@@ -16,7 +16,7 @@ import numpy as np
 from ladsg_jax.attacks.base import AttackContext
 from ladsg_jax.attacks.known import select_known_labels
 from ladsg_jax.attacks.malicious import MaliciousOptimizer
-from ladsg_jax.attacks.predictions import Predictions, score
+from ladsg_jax.attacks.predictions import score
 from ladsg_jax.attacks.registry import ATTACKS, attack_spec, check_fits
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig  # noqa: F401 (re-exported)
 from ladsg_jax.attacks.view import AttackerView, attacker_view
@@ -48,15 +48,9 @@ class AttackRunner:
         out = dict(attack.run(self.context, view.restricted(attack.reads), key))
         if "score" not in out:
             raise ConfigError(f"attack {name!r}", "its run function returned no 'score'")
-        returned = [out[k] for k in ("score", "train_score") if k in out]
-        for predictions in [*returned, *out.get("readings", {}).values()]:
-            if not isinstance(predictions, Predictions):
-                raise ConfigError(f"attack {name!r}", (
-                    f"its run returned a {type(predictions).__name__} where Predictions "
-                    "belong: since ladsg_jax 0.2.0 an attack predicts and the suite scores "
-                    "(CHANGELOG.md)"))
         labels_of = {"train": self.data.train_y, "test": self.data.test_y}
-        grade = lambda p: score(p, attack.metric, labels_of, self.data.num_classes)
+        grade = lambda p: score(p, attack.metric, labels_of, self.data.num_classes,
+                                f"attack {name!r}")
         metric, value = grade(out["score"])
         scored = {"metric": metric, "score": value}
         if "train_score" in out:

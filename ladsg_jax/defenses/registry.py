@@ -112,21 +112,28 @@ def chain_spec(spec: str, params: dict) -> Defense:
     fields = {n: {f.name for f in dataclasses.fields(DEFENSES[n])} for n in names}
     routed = {n: {} for n in names}
     for key, value in params.items():
-        member, _, field = key.rpartition(".")
-        if member:
-            if member not in routed:
-                raise unknown(f"defense.{key} (member)", member, names)
-            owners = [member]
-        else:
-            owners = [n for n in names if field in fields[n]]
-        if not owners or field not in fields[owners[0]]:
-            raise unknown(f"defense.{spec} option", key,
-                          [f"{n}.{f}" for n in names for f in sorted(fields[n])])
-        if len(owners) > 1:
-            raise ConfigError(f"defense.{field}", f"a field of {' and '.join(owners)}; "
-                                                  f"write defense.{owners[0]}.{field}")
-        routed[owners[0]][field] = value
+        member, field = option_owner(spec, fields, key)
+        routed[member][field] = value
     return chain(*(make_defense(n, **routed[n]) for n in names))
+
+
+def option_owner(spec: str, fields: dict, key: str) -> tuple[str, str]:
+    """(member, field) that chain option `key` addresses, `fields` the members' field names
+    in chain order: `MEMBER.FIELD`, or a plain `FIELD` that exactly one member has."""
+    member, _, field = key.rpartition(".")
+    if member:
+        if member not in fields:
+            raise unknown(f"defense.{key} (member)", member, fields)
+        owners = [member]
+    else:
+        owners = [n for n in fields if field in fields[n]]
+    if not owners or field not in fields[owners[0]]:
+        raise unknown(f"defense.{spec} option", key,
+                      [f"{n}.{f}" for n in fields for f in sorted(fields[n])])
+    if len(owners) > 1:
+        raise ConfigError(f"defense.{field}", f"a field of {' and '.join(owners)}; "
+                                              f"write defense.{owners[0]}.{field}")
+    return owners[0], field
 
 
 def member_field(defense: Defense, key: str):
@@ -135,12 +142,10 @@ def member_field(defense: Defense, key: str):
 
     if not isinstance(defense, Chain):
         return defense, key
-    member, _, field = key.rpartition(".")
-    for part in defense.parts:
-        if (part.name == member if member else
-                field in {f.name for f in dataclasses.fields(part)}):
-            return part, field
-    raise unknown("defense option", key, [p.name for p in defense.parts])
+    members = {p.name: p for p in defense.parts}
+    fields = {n: {f.name for f in dataclasses.fields(p)} for n, p in members.items()}
+    member, field = option_owner(CHAIN.join(members), fields, key)
+    return members[member], field
 
 
 def cast_option(field: str, value: str, default):
