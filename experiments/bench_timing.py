@@ -38,7 +38,8 @@ from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.divergence import divergence
 from ladsg_jax.models import CONV_BOTTOMS, resolve_conv_gradients
-from ladsg_jax.vfl.runner import Runner, count_params, resolve_strategy, seed_keys
+from ladsg_jax.vfl.runner import Runner, seed_keys
+from ladsg_jax.vfl.strategy import count_params, resolve_strategy
 from ladsg_jax.vfl.train import make_trainer
 
 

@@ -16,20 +16,17 @@ text (Markdown, the terminal's) are `ladsg_jax.table_render`'s.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import ATTACKS, attack_groups, check_fits
-from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid, run_attacks
+from ladsg_jax.attacks.registry import attack_groups
+from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import Defense
 from ladsg_jax.presets import known_labels_for, preset_config
-from ladsg_jax.session import config_record
-from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
 STRONGEST_DIRECT = "direct_strongest"
 DIRECT_FAMILY = ("direct", "direct_argmin", "direct_averaged")   # what it is the strongest of
@@ -77,37 +74,48 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
                  attacks: tuple | None = None, checkpoint_dir: str | None = None,
                  points: list[Defense] | None = None, **overrides) -> list[dict]:
     """`defense_row` for each of `points` (defenses that differ from `defense` only in numeric
-    hyperparameters; None: `defense` itself), one row per point labelled by `labels`: every
-    point trains in the same compiled programs (a vmapped or sequential grid, `Runner.fit`)."""
-    points = points or [defense]
-    rows = [{"dataset": data.name, "setting": label, "defense": repr(point), "seeds": seeds,
-             "attacks": {}, "main_task": {}, "chance": chance_levels(data)}
-            for label, point in zip(labels, points)]
-    for group, names in attack_groups(data.num_classes).items():
-        names = [n for n in names if attacks is None or n in attacks]
-        if not names:
-            continue
-        config = preset_config(data.name, top_model="none" if group == "none" else "mlp",
-                               defense=defense, **overrides)
-        grid = None if points == [defense] else stack_hparams(
-            [default_hparams(config.replace(defense=p)) for p in points])
-        reports = attack_grid(config, data, names, seeds, seed, settings=settings,
-                              attack_runner=runner, checkpoint_dir=checkpoint_dir and
-                              os.path.join(checkpoint_dir, group), hparams=grid)
-        for row, report, point in zip(rows, reports, points):
-            row.setdefault("configs", {})[group] = config_record(config.replace(defense=point))
-            if group == "malicious":
-                row["main_task"]["malicious"] = report["main_task_malicious"]
-            else:
-                row["main_task"][f"top_{group}"] = report["main_task"]
-            row["attacks"].update(report["attacks"])
-            for kind, reasons in report["diverged"].items():
-                row.setdefault("diverged", {})[f"{group}/{kind}"] = reasons
-            if report.get("defense_metrics"):
-                row.setdefault("defense_metrics", {})[group] = report["defense_metrics"]
+    hyperparameters; None: `defense` itself), one row per point labelled by `labels`: one
+    `experiment.run_experiment` with the attacks placed by table group, every point in the
+    same compiled programs (a vmapped or sequential grid, `Runner.fit`)."""
+    from ladsg_jax.experiment import Experiment, run_experiment
+    from ladsg_jax.sweep import GridPoint
+
+    config = preset_config(data.name, top_model="mlp", defense=defense, **overrides)
+    names = tuple(name for group in attack_groups(data.num_classes).values() for name in group
+                  if attacks is None or name in attacks)
+    grid = None if not points or points == [defense] else tuple(
+        GridPoint(values={}, defense=point) for point in points)
+    record = run_experiment(Experiment(config, data, seeds, seed, grid, names, settings,
+                                       placement="table", checkpoint_dir=checkpoint_dir),
+                            attack_runner=runner)
+    rows = [table_row(data, label, point, seeds, entry)
+            for label, point, entry in zip(labels, points or [defense], record["grid"])]
     for row in rows:
         add_strongest_direct(row)
     return rows
+
+
+def table_row(data: VFLData, label: str, defense: Defense, seeds: int, entry: dict) -> dict:
+    """A grid point's experiment record as a table row: its runs by table group ("none": the
+    sum-top runs, "mlp": the honest runs with the top model, "malicious": party 0 on the
+    malicious optimizer) in `main_task`, `configs`, `diverged` ("GROUP/KIND") and
+    `defense_metrics`."""
+    row = {"dataset": data.name, "setting": label, "defense": repr(defense), "seeds": seeds,
+           "attacks": dict(entry["attacks"]), "main_task": {}, "chance": chance_levels(data)}
+    group_of = lambda kind, setting: "malicious" if kind == "malicious" else setting[4:]
+    for run, reasons in entry.get("diverged", {}).items():
+        kind, setting = run.split(" ")
+        group = group_of(kind, setting)
+        row.setdefault("diverged", {})[f"{group}/{kind}"] = reasons
+        row.setdefault("configs", {})[group] = entry["configs"][setting]
+        row["main_task"][group if kind == "malicious" else setting] = (
+            entry["main_task_malicious"][setting] if kind == "malicious"
+            else entry["main_task_by_setting"][setting])
+    for setting, by_kind in entry.get("defense_metrics", {}).items():
+        for kind, values in by_kind.items():
+            row.setdefault("defense_metrics", {}).setdefault(group_of(kind, setting), {})[
+                kind] = values
+    return row
 
 
 def add_strongest_direct(row: dict) -> None:
@@ -128,59 +136,6 @@ def add_strongest_direct(row: dict) -> None:
     row["attacks"][STRONGEST_DIRECT] = {"metric": "top1", "mean": best["mean"],
                                         "std": best["std"], "n": best.get("n"),
                                         "per_seed": best.get("per_seed"), "from": source}
-
-
-def attack_settings_groups(attacks, config, num_classes: int) -> list[tuple[dict, list | None]]:
-    """The settings a set of attacks runs in: (config changes, attack names) per setting,
-    the direct attacks (and inversion's sum-top case) with `top_model none`, every other
-    attack in `config`'s own setting; `[({}, None)]` for no attacks (training only). Raises
-    `ConfigError` for an attack that fits no setting of the data (e.g. binary only)."""
-    if not attacks:
-        return [({}, None)]
-    sum_top = {"top_model": "none", "embed_dim": None} if config.top_model != "none" else {}
-    groups = {}
-    for name in attacks:
-        changes = sum_top if ATTACKS[name].needs_sum_top else {}
-        check_fits(name, changes.get("top_model", config.top_model), num_classes)
-        groups.setdefault(tuple(sorted(changes.items())), []).append(name)
-    return [(dict(changes), names) for changes, names in groups.items()]
-
-
-def run_attacks_by_setting(config, data: VFLData, attacks: list[str], num_seeds: int,
-                           seed: int, settings: AttackSettings, progress=False) -> dict:
-    """`run_attacks` with each attack in its own setting (`attack_settings_groups`: the direct
-    attacks with `top_model none`, the others in `config`'s), as the demo runs them, so an
-    attack's number does not depend on the attacks asked for beside it. The report is
-    `run_attacks`' of the first setting (the config's own when an attack runs in it), with
-    `config`, that setting's config record, every attack's record naming its `setting`,
-    `main_task_by_setting`, `configs` per setting, and with more than one setting, `diverged`
-    keyed "KIND top_MODEL"."""
-    groups = sorted(attack_settings_groups(attacks, config, data.num_classes),
-                    key=lambda group: bool(group[0]))       # the config's own setting first
-    merged = None
-    for changes, names in groups:
-        setting_config = config.replace(**changes)
-        setting = f"top_{setting_config.top_model}"
-        report = run_attacks(setting_config, data, names, num_seeds, seed, settings,
-                             progress=progress)
-        for record in report["attacks"].values():
-            record["setting"] = setting
-        if len(groups) > 1:
-            report["diverged"] = {f"{kind} {setting}": why
-                                  for kind, why in report["diverged"].items()}
-        if merged is None:
-            merged = {**report, "config": config_record(setting_config),
-                      "main_task_by_setting": {}, "configs": {}}
-        else:
-            merged["attacks"].update(report["attacks"])
-            merged["diverged"].update(report["diverged"])
-            if report.get("defense_metrics"):
-                merged.setdefault("defense_metrics", {}).update(report["defense_metrics"])
-        merged["main_task_by_setting"][setting] = report["main_task"]
-        merged["configs"][setting] = config_record(setting_config)
-    merged["attacks"] = {name: merged["attacks"][name] for name in attacks
-                         if name in merged["attacks"]}                    # in the order asked
-    return merged
 
 
 def chance_levels(data: VFLData) -> dict:

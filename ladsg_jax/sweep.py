@@ -13,17 +13,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import time
 
-import jax
-
-from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import DEFENSES, Chain, Defense, make_defense
 from ladsg_jax.defenses.registry import CHAIN, member_field
 from ladsg_jax.errors import ConfigError, require, unknown
-from ladsg_jax.divergence import divergence, final_accuracy
 
 LEARNING_RATE = "learning_rate"
 
@@ -126,55 +121,9 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
               seed: int = 0, attacks: list[str] | None = None, settings=None,
               progress: bool | str = False) -> dict:
     """Trains every (point, seed) and, with `attacks`, scores each attack per point and seed,
-    each attack in its own setting (`attack_table.attack_settings_groups`: the direct attacks
-    with `top_model none`, active completion with the malicious optimizer). Returns the JSON
-    record: `grid` (per point: its values; `main_task`, the main-task accuracy per seed of the
-    first setting trained, the config's own unless every attack needs the sum-top one;
-    `main_task_by_setting`; each attack per seed with the setting it ran in; `diverged`, per
-    training run, each seed's reason or None: a diverged seed is None in every per-seed list
-    and left out of the means) and `timing` (wall seconds, compilations)."""
-    from ladsg_jax.attack_table import attack_settings_groups
-    from ladsg_jax.attacks.suite import AttackRunner, AttackSettings, attack_grid
-    from ladsg_jax.vfl.runner import Runner, seed_keys
-    from ladsg_jax.vfl.train import default_hparams, stack_hparams
+    each in the setting it needs: `experiment.run_experiment` over `points`, whose docstring
+    describes the record."""
+    from ladsg_jax.experiment import Experiment, run_experiment
 
-    for point in points:
-        point.defense.check_data(data.num_classes)
-    settings = settings or AttackSettings()
-    records = [{"values": p.values, "attacks": {}} for p in points]
-    start = time.perf_counter()
-    groups = static_groups(config, points)
-    with count_compilations() as compiles:
-        for base, members in groups:
-            for setting, names in attack_settings_groups(attacks, base, data.num_classes):
-                setting_config = base.replace(**setting)
-                grid = stack_hparams([default_hparams(point_config(setting_config, points[i]))
-                                      for i in members])
-                if names is None:
-                    result = Runner(setting_config).fit(data, seed_keys(seed, num_seeds),
-                                                        progress=progress, hparams=grid)
-                    reasons = divergence(result, data.num_classes)
-                    reports = [{"main_task": final_accuracy(result, rows, reasons[rows]),
-                                "diverged": {"honest": reasons[rows]}}
-                               for rows in (slice(p * num_seeds, (p + 1) * num_seeds)
-                                            for p in range(len(members)))]
-                else:
-                    runner = AttackRunner(setting_config, data, settings)
-                    reports = attack_grid(setting_config, data, names, num_seeds, seed,
-                                          settings, progress=progress, attack_runner=runner,
-                                          hparams=grid)
-                for i, report in zip(members, reports):
-                    for kind, why in report["diverged"].items():
-                        records[i].setdefault("diverged", {})[
-                            f"{kind} top_{setting_config.top_model}"] = why
-                    records[i].setdefault("main_task", report["main_task"])
-                    records[i].setdefault("main_task_by_setting", {})[
-                        f"top_{setting_config.top_model}"] = report["main_task"]
-                    for name, attack in report.get("attacks", {}).items():
-                        records[i]["attacks"][name] = {
-                            **attack, "setting": f"top_{setting_config.top_model}"}
-        jax.effects_barrier()
-    return {"grid_fields": list(points[0].values) if points else [], "grid": records,
-            "num_seeds": num_seeds, "seed": seed,
-            "timing": {"wall_s": time.perf_counter() - start, **compiles.record(),
-                       "static_groups": len(groups)}}
+    return run_experiment(Experiment(config, data, num_seeds, seed, tuple(points),
+                                     tuple(attacks or ()), settings), progress=progress)

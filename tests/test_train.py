@@ -9,7 +9,8 @@ from ladsg_jax.config import TrainConfig
 from ladsg_jax.data import load
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
-from ladsg_jax.vfl.runner import Runner, count_params, resolve_strategy, seed_keys
+from ladsg_jax.vfl.runner import Runner, seed_keys
+from ladsg_jax.vfl.strategy import count_params, resolve_strategy
 from ladsg_jax.vfl.train import make_train
 
 SMALL = TrainConfig(bottom_hidden=(16,), top_hidden=(8,), batch_size=32, epochs=2,

@@ -2,9 +2,7 @@
 
 A builder reads the original file with the data set's reader (`catalog.py` names it and the
 file) and writes array_record files, read back as random-access sources without TensorFlow.
-The original file is looked for in `manual_dir` (default `DATA_DIR/downloads/manual`); a public
-file that is not there is downloaded by TFDS's download manager; a missing manual download is a
-`ConfigError` that says which file to fetch from where and where to put it.
+The original file is found (or downloaded) by `sources.py`.
 
 Next to the prepared records lie `source.sha256` (the digest of the file they were built from)
 and `ladsg_info.json` (name, source, digest, sizes, classes, vocab_size, options). Asking for the
@@ -14,43 +12,24 @@ options live in their own folder.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import glob
 import json
-import logging
 import os
 import shutil
-import sys
 import types
 
 import numpy as np
 
-from ladsg_jax.data.archives import file_digest
 from ladsg_jax.data.catalog import DatasetSpec, spec_for
+from ladsg_jax.data.sources import (default_manual_dir, download_source, locate_source,
+                                    missing_source, quiet_tfds, source_digest)
 from ladsg_jax.errors import ConfigError, require
 from ladsg_jax.results import write_json_atomic, write_text_atomic
 
 INFO_FILE = "ladsg_info.json"
 DIGEST_FILE = "source.sha256"
 READ_CHUNK = 4096
-CONNECT_TIMEOUT_S = 10
-
-
-@contextlib.contextmanager
-def _quiet_tfds():
-    """TFDS announces its work on stdout and warns of custom configs; keep stdout for results."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    import tensorflow_datasets as tfds
-
-    tfds.disable_progress_bar()
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        absl.setLevel(level)
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,14 +101,9 @@ def make_builder(name: str, data_dir: str, options: dict, source: str | None = N
     import tensorflow_datasets as tfds
 
     config = tfds.core.BuilderConfig(name=config_name(options)) if options else None
-    with _quiet_tfds():
+    with quiet_tfds():
         return builder_class(name)(source=source, options=options, data_dir=data_dir,
                                    config=config, file_format="array_record")
-
-
-def default_manual_dir(data_dir: str) -> str:
-    """Where original files are looked for when no manual_dir is given (TFDS's default)."""
-    return os.path.join(data_dir, "downloads", "manual")
 
 
 def _read_json(path: str) -> dict | None:
@@ -138,62 +112,6 @@ def _read_json(path: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def _digest(path: str, info: dict | None) -> str:
-    """The file's digest, taken from `info` when it records the same path, size and mtime."""
-    stat = os.stat(path)
-    if info and (info.get("source"), info.get("source_size"), info.get("source_mtime")) == (
-            os.path.abspath(path), stat.st_size, stat.st_mtime):
-        return info["digest"]
-    return file_digest(path)
-
-
-def _missing(spec: DatasetSpec, manual_dir: str) -> ConfigError:
-    src = spec.source
-    return ConfigError("manual_dir", f"{spec.name}: {' or '.join(src.names)} not found in "
-                                     f"{manual_dir}; download {src.names[0]} from {src.page} and "
-                                     f"put it in {manual_dir} (or pass manual_dir=DIR, CLI "
-                                     "--manual-dir DIR)")
-
-
-def _download(spec: DatasetSpec, data_dir: str, manual_dir: str) -> str:
-    """The public file, downloaded by TFDS's download manager into DATA_DIR/downloads."""
-    import socket
-    import urllib.parse
-
-    import tensorflow_datasets as tfds
-
-    url = urllib.parse.urlsplit(spec.source.url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:    # fail at once when offline, rather than after the downloader's ten retries
-        socket.create_connection((url.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
-        manager = tfds.download.DownloadManager(download_dir=os.path.join(data_dir, "downloads"))
-        with _quiet_tfds():
-            return os.fspath(manager.download(spec.source.url))
-    except Exception as err:       # offline, a moved file: say what to do by hand
-        raise ConfigError("manual_dir", f"{spec.name}: could not download {spec.source.url} "
-                                        f"({type(err).__name__}: {err}); download "
-                                        f"{spec.source.names[0]} from {spec.source.page} and "
-                                        f"put it in {manual_dir} (or pass manual_dir=DIR)"
-                          ) from None
-
-
-def _locate(spec: DatasetSpec, source: str | None, manual_dir: str) -> str | None:
-    if spec.source is None:
-        path = source or sklearn_file(spec)
-        require(os.path.isfile(path), "source", f"{spec.name}: file {path} not found")
-        require(os.path.getsize(path) > 0, "source", f"{spec.name}: file {path} is empty")
-        return path
-    require(source is None, "source", f"{spec.name} reads its file from manual_dir; "
-                                      "pass manual_dir=DIR holding " + spec.source.names[0])
-    return spec.source.locate(manual_dir)
-
-
-def sklearn_file(spec: DatasetSpec) -> str:
-    from ladsg_jax.data.sklearn_files import sklearn_data_file
-
-    return sklearn_data_file(spec.sklearn_file)
 
 
 def prepare_copy(name: str, data_dir: str, source: str | None = None,
@@ -209,14 +127,14 @@ def prepare_copy(name: str, data_dir: str, source: str | None = None,
     builder = make_builder(name, data_dir, options)
     path = os.fspath(builder.data_path)
     info = _read_json(os.path.join(path, INFO_FILE))
-    local = _locate(spec, source, manual_dir)
+    local = locate_source(spec, source, manual_dir)
     if local is None and info is None:
         if spec.source.url is None:
-            raise _missing(spec, manual_dir)
-        local = _download(spec, data_dir, manual_dir)
+            raise missing_source(spec, manual_dir)
+        local = download_source(spec, data_dir, manual_dir)
     if local is None:
         return info
-    digest = _digest(local, info)
+    digest = source_digest(local, info)
     built_from = info["digest"] if info else _read_text(os.path.join(path, DIGEST_FILE))
     if built_from is not None and built_from != digest:
         raise ConfigError("data_dir", f"{data_dir} already holds {name} prepared from another "
@@ -230,7 +148,7 @@ def _build(builder, spec: DatasetSpec, local: str, digest: str, options: dict) -
     if os.path.isdir(path) and not spec.legacy_layout:
         shutil.rmtree(path)     # records without an info file: a preparation cut short
     builder.source = local
-    with _quiet_tfds():
+    with quiet_tfds():
         builder.download_and_prepare()
     for filename, content in builder.files.items():
         write_text_atomic(os.path.join(path, filename), content)
