@@ -21,7 +21,6 @@ was interrupted continues from its last orbax checkpoint (under `checkpoints/`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -32,6 +31,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from figure_configs import EXPERIMENTS, KEYS, SIZES, check_config, load_config  # noqa: F401
 from ladsg_jax import compile_cache
 from ladsg_jax import plots
 from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row, defense_rows
@@ -40,7 +40,7 @@ from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
 from ladsg_jax.divergence import divergence, kept
-from ladsg_jax.errors import ConfigError, one_of
+from ladsg_jax.errors import ConfigError
 from ladsg_jax.models import apply_stateful
 from ladsg_jax.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
@@ -51,23 +51,11 @@ from ladsg_jax.table_render import score_cell, setting_label
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
-EXPERIMENTS = ("effectiveness", "tradeoff", "cost", "ablation", "tsne")
-SIZES = ("smoke", "paper")
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
 def attack_label(name: str) -> str:
     """An attack's name in the figures and tables: its registry label."""
     return ATTACKS[name].label if name in ATTACKS else name
-
-
-def load_config(experiment: str, size: str, path: str | None = None) -> dict:
-    """The `size` section of an experiment's config file."""
-    one_of("experiment", experiment, EXPERIMENTS)
-    one_of("size", size, SIZES)
-    path = path or os.path.join(CONFIG_DIR, f"{experiment}.json")
-    with open(path) as f:
-        return json.load(f)[size]
 
 
 class Records:
@@ -442,8 +430,8 @@ def main(argv=None) -> int:
     run_provenance = provenance(sys.argv[1:] if argv is None else argv)
     try:
         load_plugins(args.plugin)
-        for name in names:
-            cfg = load_config(name, args.size, args.config)
+        configs = {name: load_config(name, args.size, args.config) for name in names}
+        for name, cfg in configs.items():                 # every config checked first
             if args.out:
                 out = args.out if len(names) == 1 else os.path.join(args.out, name)
             else:

@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 from PIL import Image
@@ -20,6 +21,7 @@ TINY = {"datasets": ["breast_cancer"], "seeds": 2, "epochs": 1, "repeats": 1, "s
 
 @pytest.fixture(scope="module")
 def figures():
+    sys.path.insert(0, os.path.dirname(PATH))            # its sibling figure_configs.py
     spec = importlib.util.spec_from_file_location("figures", PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -95,3 +97,42 @@ def test_unknown_experiment_or_size_names_the_field(figures):
         figures.load_config("cost", "huge")
     for name in figures.EXPERIMENTS:                   # every shipped config has both sizes
         assert figures.load_config(name, "smoke") and figures.load_config(name, "paper")
+
+
+def test_a_misspelt_name_in_a_config_stops_the_run_before_anything_trains(figures, tmp_path,
+                                                                          capsys):
+    config = tmp_path / "tradeoff.json"
+    config.write_text(json.dumps({"smoke": {**{k: TINY[k] for k in figures.KEYS["tradeoff"]},
+                                            "knobs": {"laplace": [0.001], "lapalce": [0.01]}}}))
+    out = tmp_path / "out"
+    assert figures.main(["tradeoff", "--config", str(config), "--out", str(out),
+                         "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "tradeoff.json smoke: knobs: unknown value 'lapalce'" in err and "laplace" in err
+    assert not out.exists()                                  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"attacks": ["direct_argmin", "pasive_mc"]}, "attacks: unknown value 'pasive_mc'"),
+    ({"datasets": ["digit"]}, "datasets: unknown value 'digit'"),
+    ({"settings": {"x": ["ladsg", {"rho": 2.0}]}},
+     r"settings.x: defense.ladsg.rho: must be in \[-1, 1\]"),
+    ({"settings": {"x": ["ladsg", {"rhoo": 0.3}]}}, "settings.x"),
+    ({"settings": {"x": "ladsg"}}, r"settings.x: expected \[DEFENSE, \{OPTIONS\}\]"),
+    ({"seeds": 0}, "seeds: expected a positive integer"),
+    ({"epochs": "ten"}, "epochs: expected a positive integer or null"),
+    ({"seed": 3}, "key: unknown value 'seed'"),
+])
+def test_each_kind_of_config_mistake_names_its_field(figures, change, message):
+    cfg = {**{k: TINY[k] for k in figures.KEYS["effectiveness"]}, **change}
+    with pytest.raises(ConfigError, match=f"^mine smoke: {message}"):
+        figures.check_config("effectiveness", cfg, "mine smoke")
+
+
+def test_missing_keys_and_unknown_stages_are_named(figures):
+    cfg = {k: TINY[k] for k in figures.KEYS["ablation"] if k != "attacks"}
+    with pytest.raises(ConfigError, match="missing attacks"):
+        figures.check_config("ablation", cfg, "a")
+    with pytest.raises(ConfigError, match="stage_sets: unknown value 'ls'"):
+        figures.check_config("ablation", {**cfg, "attacks": [], "stage_sets": [["ls"]]}, "a")
+    figures.check_config("ablation", {**cfg, "attacks": []}, "a")          # the tiny one is good
