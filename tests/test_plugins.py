@@ -173,3 +173,42 @@ def test_a_missing_plugin_file_and_module(tmp_path, capsys):
     assert "nowhere.py: no such file" in capsys.readouterr().err
     assert main(["list", "defenses", "--plugin", "no_such_module_here"]) == 2
     assert "no_such_module_here: does not import: ModuleNotFoundError" in capsys.readouterr().err
+
+
+BAD_CUT = '''
+import dataclasses
+from typing import ClassVar
+
+from ladsg_jax.defenses import Defense
+
+
+@dataclasses.dataclass(frozen=True)
+class BadCut(Defense):
+    name: ClassVar[str] = "bad_cut"
+    drop: bool = True
+
+    def cut(self, hp, g, ctx):
+        return g[:, :-1] if self.drop else g.astype("int32")
+
+
+DEFENSES = [BadCut]
+'''
+
+
+@pytest.mark.parametrize("drop, got", [("true", "shape (32, 9) and dtype float32"),
+                                       ("false", "shape (32, 10) and dtype int32")])
+def test_a_plugin_cut_of_the_wrong_shape_or_dtype_is_one_line_naming_the_defense(
+        tmp_path, capsys, drop, got):
+    path = tmp_path / "bad_cut.py"
+    path.write_text(BAD_CUT)
+    try:
+        assert main(["train", "--plugin", str(path), "--defense", "bad_cut",
+                     "--defense.drop", drop, "--runs-dir", str(tmp_path / "runs"),
+                     *SMALL]) == 2
+    finally:
+        DEFENSES.pop("bad_cut", None)
+    err = capsys.readouterr().err.strip().splitlines()     # (TFDS may first say it prepares)
+    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
+    assert err[-1].startswith("ladsg-jax: error: defense 'bad_cut': its cut returned an array "
+                              f"of {got} for a message of shape (32, 10) and dtype float32")
+    assert not (tmp_path / "runs").exists()

@@ -13,6 +13,8 @@ from functools import partial
 
 import jax
 
+from ladsg_jax.errors import ConfigError
+
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def cut(policy, h: jax.Array, wire: jax.Array, hp, ctx) -> jax.Array:
@@ -33,8 +35,23 @@ def _cut_fwd(policy, h, wire, hp, ctx):
 
 def _cut_bwd(policy, residuals, g):
     hp, ctx = residuals
-    message = policy.cut(hp, g, ctx)
+    message = checked_message(policy, g, policy.cut(hp, g, ctx))
     return message, message, None, None
+
+
+def checked_message(policy, g: jax.Array, message) -> jax.Array:
+    """`message` when it can stand for `g` (an array of g's shape and dtype); otherwise a
+    `ConfigError` naming the defense, at trace time (shapes are static), in one line where
+    JAX's own error would be a long traceback from inside the backward pass."""
+    shape, dtype = getattr(message, "shape", None), getattr(message, "dtype", None)
+    if shape != g.shape or dtype != g.dtype:
+        got = (f"an array of shape {tuple(shape)} and dtype {dtype}" if shape is not None
+               else f"a {type(message).__name__}")
+        raise ConfigError(f"defense {getattr(policy, 'name', type(policy).__name__)!r}",
+                          f"its cut returned {got} for a message of shape {tuple(g.shape)} "
+                          f"and dtype {g.dtype}; a cut returns what is sent instead of g, "
+                          "of g's shape and dtype")
+    return message
 
 
 cut.defvjp(_cut_fwd, _cut_bwd)
