@@ -31,7 +31,6 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from figure_configs import EXPERIMENTS, KEYS, SIZES, check_config, load_config  # noqa: F401
 from ladsg_jax import compile_cache
 from ladsg_jax import plots
 from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row, defense_rows
@@ -51,6 +50,10 @@ from ladsg_jax.table_render import score_cell, setting_label
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:      # its configs' module beside it, however figures.py was imported
+    sys.path.insert(0, HERE)
+from figure_configs import EXPERIMENTS, KEYS, SIZES, check_config, load_config  # noqa: E402,F401
 
 
 def attack_label(name: str) -> str:

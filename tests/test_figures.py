@@ -4,7 +4,6 @@ import csv
 import importlib.util
 import json
 import os
-import sys
 
 import pytest
 from PIL import Image
@@ -21,7 +20,6 @@ TINY = {"datasets": ["breast_cancer"], "seeds": 2, "epochs": 1, "repeats": 1, "s
 
 @pytest.fixture(scope="module")
 def figures():
-    sys.path.insert(0, os.path.dirname(PATH))            # its sibling figure_configs.py
     spec = importlib.util.spec_from_file_location("figures", PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
