@@ -44,7 +44,7 @@ def check_config(experiment: str, cfg, where: str) -> None:
     defense, a defense option or knob value its defense refuses, an unknown LADSG stage."""
     from ladsg_jax import data as datasets
     from ladsg_jax.attacks.registry import ATTACKS
-    from ladsg_jax.defenses import DEFENSES, make_defense
+    from ladsg_jax.defenses import DEFENSES
     from ladsg_jax.defenses.ladsg import STAGES
 
     def field(key: str) -> str:
@@ -72,20 +72,22 @@ def check_config(experiment: str, cfg, where: str) -> None:
     for label, spec in cfg.get("settings", {}).items():
         require(isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], dict),
                 field(f"settings.{label}"), f"expected [DEFENSE, {{OPTIONS}}], got {spec!r}")
-        rebuilt(make_defense, spec[0], spec[1], field(f"settings.{label}"))
+        rebuilt(spec[0], spec[1], field(f"settings.{label}"))
     for name, values in cfg.get("knobs", {}).items():
         one_of(field("knobs"), name, DEFENSES)
         knob = DEFENSES[name].knob
         for value in values:
             options = {knob: value} if knob and value is not None else {}
-            rebuilt(make_defense, name, options, field(f"knobs.{name}"))
+            rebuilt(name, options, field(f"knobs.{name}"))
     for stages in cfg.get("stage_sets", ()):
         for stage in stages:
             one_of(field("stage_sets"), stage, STAGES)
 
 
-def rebuilt(make_defense, name: str, options: dict, where: str) -> None:
+def rebuilt(name: str, options: dict, where: str) -> None:
     """Builds the defense, so its own checks run; their error is reported under `where`."""
+    from ladsg_jax.defenses import make_defense
+
     try:
         make_defense(name, **options)
     except ConfigError as err:

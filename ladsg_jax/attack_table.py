@@ -102,7 +102,8 @@ def table_row(data: VFLData, label: str, defense: Defense, seeds: int, entry: di
     `defense_metrics`."""
     row = {"dataset": data.name, "setting": label, "defense": repr(defense), "seeds": seeds,
            "attacks": dict(entry["attacks"]), "main_task": {}, "chance": chance_levels(data)}
-    group_of = lambda kind, setting: "malicious" if kind == "malicious" else setting[4:]
+    group_of = lambda kind, setting: ("malicious" if kind == "malicious"
+                                      else setting.removeprefix("top_"))
     for run, reasons in entry.get("diverged", {}).items():
         kind, setting = run.split(" ")
         group = group_of(kind, setting)

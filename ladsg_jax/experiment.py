@@ -142,7 +142,7 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
     records = [{"values": dict(p.values), "attacks": {}} for p in points]
     start = time.perf_counter()
     groups = plan(exp)
-    multiple = len({g for g, *_ in groups}) > 1
+    num_static = len({g for g, *_ in groups})
     known = None
     with count_compilations() as compiles:
         for g, base, members, setting_config, names in groups:
@@ -150,7 +150,7 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
             grid = None if exp.points is None else stack_hparams(
                 [default_hparams(point_config(setting_config, points[i])) for i in members])
             folder = exp.checkpoint_dir and os.path.join(
-                exp.checkpoint_dir, *([f"group_{g}"] if multiple else []), setting)
+                exp.checkpoint_dir, *([f"group_{g}"] if num_static > 1 else []), setting)
             if names is None:
                 result = Runner(setting_config).fit(data, seed_keys(exp.seed, seeds),
                                                     progress=progress, hparams=grid,
@@ -175,7 +175,7 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
     return {"grid_fields": list(points[0].values), "grid": records, "num_seeds": seeds,
             "seed": exp.seed, "known_labels": known, "hybrid": exp.hybrid,
             "timing": {"wall_s": time.perf_counter() - start, **compiles.record(),
-                       "static_groups": len({g for g, *_ in groups})}}
+                       "static_groups": num_static}}
 
 
 def add_report(record: dict, report: dict, setting: str, config: dict) -> None:
