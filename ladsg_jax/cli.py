@@ -4,6 +4,7 @@
     ladsg-jax attack --attack passive_mc --dataset digits --seeds 5
     ladsg-jax attack --plugin my_defense.py --defense mine --attack direct_argmin
     ladsg-jax demo
+    ladsg-jax describe ladsg
 
 The training flags are `TrainConfig`'s fields (`ladsg_jax.flags`), the attack flags
 `AttackSettings`' and `MixMatchConfig`'s (`--mc-*`); `--plugin PATH_OR_MODULE` (every
@@ -24,8 +25,9 @@ import sys
 from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
 from ladsg_jax.cli_args import add_attack_flags, add_training_flags
+from ladsg_jax.cli_config import COMMANDS as CONFIG_COMMANDS, config_argument, expand
 from ladsg_jax.cli_commands import (command_attack, command_cache, command_data, command_demo,
-                                    command_list, command_sweep, command_train)
+                                    command_describe, command_list, command_sweep, command_train)
 from ladsg_jax.cli_session import COMPUTING, compiling
 from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ArgumentParser, ConfigError
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--name", help="run name (default: the command's, with the time)")
         if attacks:
             add_attack_flags(p)
+        if name in CONFIG_COMMANDS:
+            config_argument(p)
         p.set_defaults(handler=handler, **defaults)
         return p
 
@@ -71,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command("list", command_list, "the registered defenses, attacks or data sets",
                       training=False)
     listing.add_argument("kind", choices=("defenses", "attacks", "datasets"))
+    describe = command("describe", command_describe, "a defense's (or chain's A+B), attack's "
+                       "or data set's options: type, default, allowed values, traced, meaning",
+                       training=False)
+    describe.add_argument("name", help="a name from `ladsg-jax list ...`")
+    describe.add_argument("--kind", choices=("defense", "attack", "dataset"),
+                          help="which registry, where a name is in more than one")
     data = command("data", command_data, "prepare the data sets from their original files, "
                    "or list what is prepared", training=False)
     data_sub = data.add_subparsers(dest="action", required=True)
@@ -91,14 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{command: its subparser}."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
-        load_plugins(plugin_parser().parse_known_args(argv)[0].plugin)  # before the flags
-        args, extra = build_parser().parse_known_args(argv)
+        expanded, args_config = expand(argv, command_parsers(build_parser()))
+        load_plugins(plugin_parser().parse_known_args(expanded)[0].plugin)  # before the flags
+        args, extra = build_parser().parse_known_args(expanded)
         args.defense_options = parse_defense_options(extra)
-        args.argv = argv
+        args.argv, args.config_file = argv, args_config
         check_args(args)
         if args.command not in COMPUTING:
             return args.handler(args)

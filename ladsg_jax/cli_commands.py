@@ -148,6 +148,13 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_describe(args: argparse.Namespace) -> int:
+    from ladsg_jax.describe import describe
+
+    print(describe(args.name, args.kind))
+    return 0
+
+
 def command_data(args: argparse.Namespace) -> int:
     from ladsg_jax.listing import aligned, data_rows
 

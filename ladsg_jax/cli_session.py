@@ -35,4 +35,7 @@ def run_provenance(args: argparse.Namespace) -> dict:
     since a multi-process run must initialize before anything touches a device."""
     from ladsg_jax.provenance import provenance
 
-    return provenance(args.argv, args.seed, args.started)
+    record = provenance(args.argv, args.seed, args.started)
+    if getattr(args, "config_file", None):
+        record["config_file"] = args.config_file
+    return record

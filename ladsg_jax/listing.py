@@ -6,7 +6,7 @@ from ladsg_jax import data as datasets
 from ladsg_jax.defenses import DEFENSES, knob_default
 
 HEADERS = {"defenses": ("name", "knob", "default", "traced (grid in one program)",
-                        "needs of the batch", "description"),
+                        "needs of the batch", "tasks", "description"),
            "attacks": ("name", "metric", "reads", "setting", "table", "description"),
            "datasets": ("name", "kind", "description")}
 
@@ -22,7 +22,8 @@ def list_rows(kind: str) -> list[tuple[str, ...]]:
     """The rows `ladsg-jax list KIND` prints: (name, ..., description)."""
     if kind == "defenses":
         return [(name, cls.knob or "-", "-" if cls.knob is None else str(knob_default(cls)),
-                 ",".join(cls.hyper) or "-", cls().needs, cls.summary)
+                 ",".join(cls.hyper) or "-", cls().needs,
+                 "binary" if cls.binary_only else "any", cls.summary)
                 for name, cls in DEFENSES.items()]
     if kind == "attacks":
         from ladsg_jax.attacks.registry import ATTACKS

@@ -138,6 +138,8 @@ def test_randomized_response_flips_labels_at_the_stated_rate(synthetic):
         targets = defense.targets(defense.hparams(), state, incoming, data.train_y[index], index)
         np.testing.assert_array_equal(targets, jax.nn.one_hot(state.labels[index], classes))
     assert float(keep_probability(2.0, 5)) == pytest.approx(math.exp(2) / (math.exp(2) + 4))
+    for epsilon in (89.0, 1e4, math.inf):          # e^ε overflows float32: keep every label
+        assert float(keep_probability(jnp.float32(epsilon), 10)) == 1.0
     # ε may be traced (a grid of it compiles once)
     traced = jax.jit(keep_probability, static_argnums=1)(jnp.float32(2.0), 5)
     assert float(traced) == pytest.approx(math.exp(2) / (math.exp(2) + 4), rel=1e-6)
@@ -243,7 +245,9 @@ def test_list_defenses_prints_every_defense_with_its_knob(capsys):
         line = next(l for l in out.splitlines() if l.split()[0] == name)
         if cls.knob is not None:
             assert cls.knob in line and str(knob_default(cls)) in line
-        assert line.split()[-len(cls.summary.split()) - 1] == cls().needs   # its declared needs
+        needs, tasks = line.split()[-len(cls.summary.split()) - 2:-len(cls.summary.split())]
+        assert needs == cls().needs                                          # its declared needs
+        assert tasks == ("binary" if cls.binary_only else "any")
         assert all(field in line for field in cls.hyper)                   # its traced fields
     assert cli.main(["list", "attacks"]) == 0
     assert "passive_mc" in capsys.readouterr().out

@@ -17,18 +17,19 @@ class MixMatchConfig:
     """MixMatch's knobs, with Fu et al.'s values as defaults.
 
     Attributes:
-        steps: MixMatch fine-tuning steps of model completion.
-        batch_size: labelled and unlabelled samples per step.
-        temperature: sharpening temperature T.
-        alpha: mixup's Beta(α, α).
-        lambda_u: weight of the unlabelled loss after the ramp-up.
-        learning_rate: Adam's rate.
-        ema_decay: decay of the parameters' moving average used to predict.
+        steps: MixMatch fine-tuning steps of model completion. Allowed: integer >= 1.
+        batch_size: labelled and unlabelled samples per step. Allowed: integer >= 1.
+        temperature: sharpening temperature T. Allowed: > 0.
+        alpha: mixup's Beta(α, α). Allowed: > 0.
+        lambda_u: weight of the unlabelled loss after the ramp-up. Allowed: >= 0.
+        learning_rate: Adam's rate. Allowed: > 0.
+        ema_decay: decay of the parameters' moving average used to predict. Allowed: [0, 1).
         finetune_bottom: also train the bottom (default: the head only, as Fu et al.'s
             released code runs).
         restarts: MixMatch runs from different random heads (vmapped); the one whose
             predictions fit the attacker's known labels best is kept. One run can lock onto a
             single class (its own sharpened guesses confirm a bad start); 1 runs once.
+            Allowed: integer >= 1.
     """
 
     steps: int = 2000
@@ -60,18 +61,23 @@ class AttackSettings:
 
     Attributes:
         known_labels: labels the attacker knows (default per data set, DESIGN §7).
+            Allowed: integer >= 1.
         mixmatch: model completion's MixMatch knobs.
         scoring_epochs: epochs of messages (the last ones) the scoring attacks read.
-        inversion_batches: batches gradient inversion reconstructs.
-        inversion_steps: optimization steps per inverted batch.
-        inversion_learning_rate: Adam's rate for the inversion's dummies.
+            Allowed: integer >= 1.
+        inversion_batches: batches gradient inversion reconstructs. Allowed: integer >= 1.
+        inversion_steps: optimization steps per inverted batch. Allowed: integer >= 1.
+        inversion_learning_rate: Adam's rate for the inversion's dummies. Allowed: > 0.
         malicious_gamma: γ of the malicious optimizer's step scaling (Fu et al. 2022).
+            Allowed: >= 0.
         malicious_rule: the malicious optimizer's rule: paper (the rule Fu et al. state) or
             fu_torch17 (what their released MaliciousSGD computes under PyTorch 1.7).
+            Allowed: one of paper, fu_torch17.
         direct_epoch: the epoch whose messages the direct attacks read: first (Fu et al.'s),
             last, min (each entry's minimum over the epochs) or average.
+            Allowed: one of first, last, min, average.
         direct_no_negative: a message with no negative entry under the first-negative rule:
-            miss (Fu et al.'s count) or argmin.
+            miss (Fu et al.'s count) or argmin. Allowed: one of miss, argmin.
     """
 
     known_labels: int = 40

@@ -70,7 +70,20 @@ class LabelAnonymization(Defense):
     classes; S_i are the k−1 it ranks highest other than y_i, and the training target is
     t_i = (1−ε)·t⁰_i + ε·Σ_{j∈S_i} w_ij·onehot(j), t⁰ the incoming (one-hot) target and
     w_ij = 1/(k−1) (`weighting="uniform"`) or the teacher's probabilities renormalized over S_i
-    (`"teacher"`). ε < (k−1)/k keeps y_i the argmax. `k=None` takes min(3, classes)."""
+    (`"teacher"`).
+
+    Attributes:
+        k: size of the candidate set: the label and the k−1 classes S_i the teacher ranks
+            highest. None takes min(3, classes): 3 as DESIGN §3's default, 2 for binary tasks.
+            Allowed: integer >= 2, or None; also at most the number of classes.
+        epsilon: share ε of the target moved from the label to S_i; larger, stronger.
+            Below (k−1)/k the label stays the target's argmax. Allowed: [0, 1); also below
+            (k-1)/k.
+        weighting: how ε is split over S_i: uniform (1/(k−1) each) or teacher (see above).
+            Allowed: one of uniform, teacher.
+        teacher_epochs: training epochs of the teacher, on the active party's own slice.
+            Allowed: integer >= 1.
+    """
 
     name: ClassVar[str] = "la"
     summary: ClassVar[str] = "label anonymization: soft targets over the teacher's top classes"
@@ -115,7 +128,12 @@ class KDk(LabelAnonymization):
     teacher's weighting, t = (1−ε)·onehot(y) + ε·(teacher's probabilities over its top k−1
     other classes). Departure: Arazzi et al. flatten the teacher's top-k probabilities; we keep
     the argmax on the true label (ε < (k−1)/k) so that the soft labels stay a training target.
-    Larger `epsilon`, stronger."""
+    Larger `epsilon`, stronger.
+
+    Attributes:
+        weighting: how ε is split over S_i: teacher, KDk's distillation, or uniform (1/(k−1)
+            each). Allowed: one of uniform, teacher.
+    """
 
     name: ClassVar[str] = "kdk"
     summary: ClassVar[str] = "soft labels from a teacher, no message change (Arazzi et al. 2024)"

@@ -59,7 +59,10 @@ class Defense:
     `needs` declares what of the batch the defense needs (`PER_SAMPLE`, `BATCH_CUT`,
     `WHOLE_BATCH`); `draws` names the hooks that consume their PRNG key ("init", "cut"), so a
     chain splits keys only among the members that draw. `summary` is the line `ladsg-jax list
-    defenses` prints and `knob` the field that sets the defense's strength.
+    defenses` prints and `knob` the field that sets the defense's strength. `binary_only` marks a
+    defense for two-class tasks only (`check_data` refuses others). Each field's meaning is its
+    line in the class docstring's `Attributes:` section (`ladsg-jax describe NAME` prints them);
+    a defense whose fields are its members' names those classes in `field_sources`.
     """
 
     name: ClassVar[str] = "none"
@@ -68,6 +71,8 @@ class Defense:
     hyper: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[str] = PER_SAMPLE
     draws: ClassVar[frozenset] = frozenset()
+    binary_only: ClassVar[bool] = False
+    field_sources: ClassVar[tuple] = ()
 
     def hparams(self):
         """The numeric hyperparameters as float32 arrays (a pytree; a chain's is a tuple)."""

@@ -100,6 +100,14 @@ class CAE(Defense):
     0.62 test accuracy against 0.91 undefended, with lam = 0). The authors' code trains E and
     D on 30 000 random sharpened soft labels instead. (3) Full batch, Adam (`learning_rate`
     1e-2, `steps` 1000), inside each run's jitted init, so the autoencoder differs per seed.
+
+    Attributes:
+        lam: weight of the codes' entropy in the autoencoder's loss (see above).
+            Allowed: >= 0.
+        hidden: hidden units of the encoder and the decoder; None takes 6C + 2, C the classes.
+            Allowed: integer >= 1, or None.
+        steps: Adam steps of the autoencoder's full-batch training. Allowed: integer >= 1.
+        learning_rate: Adam's learning rate in the autoencoder's training. Allowed: > 0.
     """
 
     name: ClassVar[str] = "cae"
@@ -150,6 +158,7 @@ class DCAE(Composite):
     summary: ClassVar[str] = "CAE's soft labels plus discretized messages (Zou et al. 2022)"
     knob: ClassVar[str] = "lam"
     hyper: ClassVar[tuple] = ("lam", "learning_rate", "bins")
+    field_sources: ClassVar[tuple] = (CAE, DiscreteSGD)
     lam: float = 0.5
     hidden: int | None = None
     steps: int = 1000

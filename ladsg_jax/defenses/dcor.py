@@ -31,7 +31,12 @@ class DistanceCorrelation(Defense):
     """Sun et al.'s defense: the active party adds α·dCor(h_k, onehot(y)) per passive party to
     the loss, computed on the embeddings it receives, so the passive parties are pushed to
     embeddings that carry less about the labels (the term's gradient reaches them in their
-    messages). Larger `weight` (α), stronger."""
+    messages).
+
+    Attributes:
+        weight: weight α of each passive party's dCor term in the loss; larger, stronger.
+            Allowed: >= 0.
+    """
 
     name: ClassVar[str] = "dcor"
     summary: ClassVar[str] = "distance-correlation loss on the embeddings (Sun et al. 2022)"

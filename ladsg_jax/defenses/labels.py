@@ -13,8 +13,10 @@ from ladsg_jax.errors import require
 
 
 def keep_probability(epsilon, num_classes: int):
-    """Randomized response's chance of reporting the true label: e^ε / (e^ε + C − 1)."""
-    return jnp.exp(epsilon) / (jnp.exp(epsilon) + num_classes - 1)
+    """Randomized response's chance of reporting the true label: e^ε / (e^ε + C − 1). ε is
+    capped at 80 (where the chance is 1 in float32), since e^ε overflows float32 near 89."""
+    e = jnp.exp(jnp.minimum(epsilon, 80.0))
+    return e / (e + num_classes - 1)
 
 
 @struct.dataclass
@@ -29,7 +31,11 @@ class LabelDP(Defense):
     """Label DP by randomized response (Warner 1965; the RR baseline of Ghazi et al., NeurIPS
     2021): each training label is replaced once, before training, by a uniformly drawn other
     class with probability 1 − e^ε/(e^ε + C − 1), which makes the labels ε-label-DP; the model
-    trains on the noisy labels (one-hot). Smaller `epsilon`, stronger."""
+    trains on the noisy labels (one-hot).
+
+    Attributes:
+        epsilon: the labels' label-DP ε; smaller, stronger. Allowed: >= 0.
+    """
 
     name: ClassVar[str] = "label_dp"
     summary: ClassVar[str] = "labels by randomized response, ε-label-DP (Ghazi et al. 2021)"

@@ -37,8 +37,15 @@ STAGES = ("la", "sg", "nd")
 @dataclasses.dataclass(frozen=True)
 class LADSG(Composite):
     """LADSG with every constant a field; `stages` switches each stage on alone (the ablation).
-    The fields are its stages' (`LabelAnonymization`, `SubstituteGradients`, `NormDetection`);
-    `k=None` takes min(3, num_classes): 3 as DESIGN §3's default, 2 for binary tasks."""
+    The fields are its stages' (`LabelAnonymization`, `SubstituteGradients`, `NormDetection`).
+
+    Attributes:
+        stages: the stages switched on, a tuple of names (or one name); they run as la, nd, sg.
+            Allowed: one of la, sg, nd; for each entry.
+        k: size of the candidate set of label anonymization and the decoy; None takes
+            min(3, classes). That is 3, DESIGN §3's default, and 2 for binary tasks.
+            Allowed: integer >= 2, or None; also at most the number of classes.
+    """
 
     name: ClassVar[str] = "ladsg"
     summary: ClassVar[str] = ("label anonymization, substitute gradients, norm detection "
@@ -46,6 +53,7 @@ class LADSG(Composite):
     knob: ClassVar[str] = "rho"
     hyper: ClassVar[tuple] = ("epsilon", "rho", "mix", "prob", "threshold", "warmup", "kappa",
                               "ratio", "decay")
+    field_sources: ClassVar[tuple] = (SubstituteGradients, LabelAnonymization, NormDetection)
 
     stages: tuple = ("la", "sg")
     k: int | None = None

@@ -21,12 +21,15 @@ class MaxNorm(Defense):
     """Li et al.'s max-norm heuristic: each sample's message gets isotropic Gaussian noise so
     that its expected squared norm is the batch's largest squared norm,
     m_i = g_i + scale·sqrt((max_j ‖g_j‖² − ‖g_i‖²)/d)·N(0, I_d),
-    and message norms no longer tell the classes apart. `scale` multiplies the noise's standard
-    deviation (1.0 is the paper's; 0 sends the true message).
+    and message norms no longer tell the classes apart.
 
     Departure from the released code, which reaches the same expected norm differently: it
     draws one scalar ξ_i ~ N(0, 1) per sample and sends g_i·(1 + ξ_i·sqrt(max‖g‖²/‖g_i‖² − 1)),
     noise along g_i itself; here the noise is isotropic, as the paper's text has it.
+
+    Attributes:
+        scale: factor on the noise's standard deviation; larger, stronger. The paper's is 1.0;
+            0 sends the true message. Allowed: >= 0.
     """
 
     name: ClassVar[str] = "max_norm"
@@ -133,10 +136,13 @@ class Marvell(Defense):
     ≥ 0 is solved numerically by `marvell_covariances` (the released code alternates 1-D
     minimizations on the CPU; the solution is the same problem's optimum).
 
-    `power` sets P = power·‖Δ‖² (the paper's scale s; it reports s from 0.1 to 10); larger,
-    stronger. Default 4.0. A batch with one class only gets no noise (as in the released
+    Default `power` 4.0. A batch with one class only gets no noise (as in the released
     code). Departure: no "dynamic" mode (the released code's option that raises P until the
     objective falls below a threshold); P is always power·‖Δ‖².
+
+    Attributes:
+        power: the power budget P as a multiple of ‖Δ‖², P = power·‖Δ‖²; larger, stronger.
+            It is the paper's scale s, reported from 0.1 to 10. Allowed: >= 0.
     """
 
     name: ClassVar[str] = "marvell"
@@ -145,6 +151,7 @@ class Marvell(Defense):
     hyper: ClassVar[tuple] = ("power",)
     needs: ClassVar[str] = BATCH_CUT           # the batch's class means
     draws: ClassVar[frozenset] = frozenset({"cut"})
+    binary_only: ClassVar[bool] = True
     power: float = 4.0
 
     def __post_init__(self):

@@ -13,7 +13,12 @@ from ladsg_jax.errors import require
 @dataclasses.dataclass(frozen=True)
 class LaplaceNoise(Defense):
     """Laplace noise of scale β added to every entry of the message (the noisy-gradients
-    defense Fu et al., USENIX Security 2022, evaluate). Larger `scale`, stronger."""
+    defense Fu et al., USENIX Security 2022, evaluate).
+
+    Attributes:
+        scale: scale β of the Laplace noise added to every message entry; larger, stronger.
+            Allowed: >= 0.
+    """
 
     name: ClassVar[str] = "laplace"
     summary: ClassVar[str] = "Laplace noise on every message entry (Fu et al. 2022)"
@@ -40,8 +45,15 @@ class GaussianDP(Defense):
     anywhere in a ball of radius C, an L2 sensitivity of 2C, and the sample is sent once per
     epoch, so a run is `epochs` Gaussian mechanisms with noise multiplier σ/2; `epsilon(epochs)`
     reports the ε at `delta` that Google's dp-accounting RDP accountant gives for it (no
-    sampling amplification is claimed: every sample is in every epoch). `clip` is absolute;
-    the default suits the built-in presets, whose messages have norms of 0.005–0.1.
+    sampling amplification is claimed: every sample is in every epoch).
+
+    Attributes:
+        noise_multiplier: noise multiplier σ: the noise's standard deviation is σC; larger,
+            stronger. Allowed: > 0.
+        clip: norm C each sample's message is clipped to, absolute (not relative to the batch).
+            The default 0.02 suits the built-in presets, whose messages have norms of
+            0.005–0.1. Allowed: > 0.
+        delta: the δ at which `epsilon(epochs)` reports the run's ε. Allowed: (0, 1).
     """
 
     name: ClassVar[str] = "gaussian_dp"

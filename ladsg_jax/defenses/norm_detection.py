@@ -68,7 +68,19 @@ def norm_statistics_update(stats: NormStatistics, embed_norm, message_norm,
 @dataclasses.dataclass(frozen=True)
 class NormDetection(Defense):
     """Norm detection (see the module docstring): clips and blocks a passive party whose
-    embedding or message norms spike."""
+    embedding or message norms spike.
+
+    Attributes:
+        warmup: steps before any batch can be flagged (the bounds are infinite until then).
+            Allowed: integer >= 1.
+        kappa: κ of the spike bound μ + κσ on the running statistics; smaller, stronger.
+            Allowed: > 0.
+        ratio: cap on a party's embedding statistic as a multiple of the others' median;
+            smaller, stronger. Allowed: > 1.
+        decay: decay of the running statistics' exponential moving averages. A step's
+            observation weighs max(1 − decay, 1/(n+1)), n the steps before it: an exact
+            average over the first 1/(1 − decay) steps. Allowed: (0, 1).
+    """
 
     name: ClassVar[str] = "nd"
     summary: ClassVar[str] = "norm detection: clip and block a party whose norms spike"

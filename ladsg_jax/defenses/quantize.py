@@ -26,9 +26,14 @@ def discretize(g: jax.Array, bins) -> jax.Array:
 class DiscreteSGD(Defense):
     """DiscreteSGD (Dryden et al. 2016's quantized gradients, as Fu et al. 2022 apply them to
     the message): every entry of the batch's message is rounded to one of `bins` grid values
-    spanning the batch's range. Fewer bins, stronger. Departure: the grid is symmetric around
-    zero over the batch's max |g| rather than a fixed interval, so it follows the message's
-    scale as training shrinks it."""
+    spanning the batch's range. Departure: the grid is symmetric around zero over the batch's
+    max |g| rather than a fixed interval, so it follows the message's scale as training shrinks
+    it.
+
+    Attributes:
+        bins: number of grid values each message entry is rounded to; fewer, stronger.
+            Allowed: integer >= 2.
+    """
 
     name: ClassVar[str] = "discrete_sgd"
     summary: ClassVar[str] = "message entries rounded to a grid (Dryden et al. 2016)"

@@ -36,7 +36,12 @@ def keep_largest(g: jax.Array, fraction) -> jax.Array:
 class GradientCompression(Defense):
     """Gradient compression (Lin et al., ICLR 2018's sparsification, as Fu et al. 2022 apply
     it to the message): only the fraction `keep` of the batch's message entries with the
-    largest magnitude is sent, the rest are zero. Smaller `keep`, stronger."""
+    largest magnitude is sent, the rest are zero.
+
+    Attributes:
+        keep: fraction of the batch's message entries sent (those of largest |g|); smaller,
+            stronger. The ⌈keep·size⌉ largest are sent, at least one. Allowed: (0, 1].
+    """
 
     name: ClassVar[str] = "compression"
     summary: ClassVar[str] = "send only the largest message entries (Lin et al. 2018)"
@@ -60,7 +65,16 @@ class PPDL(Defense):
     after Laplace noise of scale `noise`·max|g| is added for the selection; the sent values
     are clipped to ±`bound`·max|g| and noised again. Departure: the noise scale and the bound
     are relative to the batch's largest entry, not absolute, so one setting fits every stage of
-    training. Smaller `upload`, stronger."""
+    training.
+
+    Attributes:
+        upload: fraction θ_u of the batch's message entries sent; smaller, stronger.
+            Allowed: (0, 1].
+        noise: Laplace noise scale on the selection and the sent values, in units of the
+            batch's max |g|. Allowed: >= 0.
+        bound: bound the sent values are clipped to, in units of the batch's max |g|.
+            Allowed: > 0.
+    """
 
     name: ClassVar[str] = "ppdl"
     summary: ClassVar[str] = "selective upload with noise (Shokri & Shmatikov 2015)"

@@ -75,6 +75,34 @@ class SubstituteGradients(Defense):
     `norm`: "keep" rescales each substitute to ‖g_i‖, "own" leaves it as the mode made it,
     "batch_mean" uses the batch's mean ‖g‖. Then s_i ← (1−α)·g_i + α·s_i (`mix` α) for each
     sample with probability π (`prob`), else s_i = g_i.
+
+    Attributes:
+        mode: how the substitute is made: decoy, cosine or flsg (see above).
+            Allowed: one of decoy, cosine, flsg.
+        decoy: when decoy mode draws the decoy's centre c_i: per_step or per_sample (see
+            above). Allowed: one of per_step, per_sample.
+        candidates: decoy mode's S_i: the teacher's top k−1 other classes, or random ones.
+            Random ones are drawn once per sample. Allowed: one of teacher, random.
+        rho: cosine mode's cosine ρ of the substitute to the true message; smaller, stronger.
+            Allowed: [-1, 1].
+        noise: when cosine mode draws the direction û_i: per_step or per_sample (see above).
+            Allowed: one of per_step, per_sample.
+        norm: the substitute's norm: keep, own or batch_mean (see above).
+            Allowed: one of keep, own, batch_mean.
+        mix: weight α of the substitute in s_i ← (1−α)·g_i + α·s_i; larger, stronger.
+            Allowed: [0, 1].
+        prob: probability π that a sample's message is substituted; larger, stronger.
+            Allowed: [0, 1].
+        flsg_samples: flsg mode's number of Gaussian draws per sample. Allowed: integer >= 1.
+        threshold: flsg mode's cosine to the true message a draw must reach; lower, stronger.
+            Allowed: [-1, 1].
+        k: size of the candidate set C_i = {y_i} ∪ S_i of decoy mode; None takes
+            min(3, classes). Allowed: integer >= 2, or None; also at most the number of
+            classes, in decoy mode.
+        epsilon: ε of the LA-shaped decoy target t̃_i (label anonymization's ε; used in decoy
+            mode). Allowed: [0, 1); also below (k-1)/k, with k given or in decoy mode.
+        teacher_epochs: training epochs of the teacher that ranks the candidate classes.
+            Used in decoy mode with candidates teacher. Allowed: integer >= 1.
     """
 
     name: ClassVar[str] = "sg"
@@ -210,7 +238,12 @@ class FLSG(SubstituteGradients):
     """FLSG (Fan et al., 2024): substitute gradients alone, by the rejection rule: of
     `flsg_samples` Gaussian draws the first whose cosine to the true message is at least
     `threshold`, else the closest, rescaled to the true message's norm; no label change.
-    Lower `threshold`, stronger."""
+    Lower `threshold`, stronger.
+
+    Attributes:
+        mode: how the substitute is made: flsg (FLSG's rule), decoy or cosine (see
+            SubstituteGradients). Allowed: one of decoy, cosine, flsg.
+    """
 
     name: ClassVar[str] = "flsg"
     summary: ClassVar[str] = "substitute gradients by the rejection rule, alone (Fan et al. 2024)"
