@@ -31,7 +31,8 @@ CASES = {
     "bad_flag": (["train", "--epochz", "3"], 5, False),
     "train": (["train", "--dataset", "breast_cancer", "--seeds", "2", "--no-progress"], 5, True),
     "sweep": (["sweep", "--dataset", "digits", "--defense", "ladsg", "--grid",
-               "rho=0.1,0.5,0.9", "--seeds", "2", "--no-progress"], 5, True),
+               "rho=0.1,0.5,0.9", "--seeds", "2", "--attack", "none", "--no-progress"], 5,
+              True),
     "demo": (["demo", "--no-progress"], 3, True),
 }
 

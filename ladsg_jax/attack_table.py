@@ -140,12 +140,8 @@ def add_strongest_direct(row: dict) -> None:
 
 
 def chance_levels(data: VFLData) -> dict:
-    """An attack's ideal score (DCS's AP*): guessing the majority class for top-1 (and its F1
-    for binary model completion), 0.5 for a leak AUC."""
-    y = np.asarray(data.train_y)
-    majority = float(np.bincount(y).max() / y.size)
-    positive = float(np.mean(y == 1))
-    return {"top1": majority, "auc": 0.5, "f1": 2 * positive / (1 + positive)}
+    """An attack's ideal score (DCS's AP*) on the training labels (`metrics.chance_levels`)."""
+    return metrics.chance_levels(data.train_y)
 
 
 def add_comparisons(rows: list[dict], baseline: str = "none") -> None:

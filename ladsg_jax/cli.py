@@ -27,7 +27,8 @@ from ladsg_jax import data as datasets
 from ladsg_jax.cli_args import add_attack_flags, add_training_flags
 from ladsg_jax.cli_config import COMMANDS as CONFIG_COMMANDS, config_argument, expand
 from ladsg_jax.cli_commands import (command_attack, command_cache, command_data, command_demo,
-                                    command_describe, command_list, command_sweep, command_train)
+                                    command_describe, command_list, command_sweep,
+                                    command_table, command_train)
 from ladsg_jax.cli_session import COMPUTING, compiling
 from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ArgumentParser, ConfigError
@@ -68,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values of one field of the defense (or learning_rate); "
                             "repeatable: the grid is their product")
     sweep.add_argument("--attack", nargs="+", help="attacks scored at every point and seed, "
-                                                   "each in its own setting")
+                       "each in its own setting (default: the demo's attacks of the setting "
+                       "the sweep trains; none: no attack)")
+    sweep.add_argument("--plot", metavar="FILE.png", help="draw MP against the strongest "
+                                                          "attack, one point per grid point")
     command("demo", command_demo, "the main job on the built-in data, as a table "
             "(none and ladsg, or none and --defense)", attacks=True, seeds=None,
             defense=None)
@@ -95,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "needs")
     for sub_parser in (prepare, data_list):
         sub_parser.add_argument("--data-dir", help="where prepared data sets live")
+    table = command("table", command_table, "gather result files (train, attack, sweep) "
+                    "into one table ranked by the strongest attack; --plot draws it",
+                    training=False)
+    table.add_argument("paths", nargs="+", metavar="RUN_OR_FOLDER",
+                       help="result files, or folders searched for result.json")
+    table.add_argument("--markdown", metavar="FILE.md", help="also write the Markdown here")
+    table.add_argument("--csv", metavar="FILE.csv", help="also write the table as CSV here")
+    table.add_argument("--plot", metavar="FILE.png", help="draw MP against the strongest "
+                                                          "attack: a line per sweep")
     cache = command("cache", command_cache, "the persistent compilation cache: where it is "
                     "and its size (info), or empty it (clear)", training=False)
     cache.add_argument("action", choices=("info", "clear"))

@@ -68,7 +68,8 @@ def command_attack(args: argparse.Namespace) -> int:
     point = record["grid"][0]
     report = {**point, "config": next(iter(point["configs"].values())),
               "attacks": {name: point["attacks"][name] for name in names},   # in the order asked
-              "known_labels": record["known_labels"], "hybrid": hybrid, "dataset": data.name,
+              "known_labels": record["known_labels"], "chance": record["chance"],
+              "hybrid": hybrid, "dataset": data.name,
               "num_seeds": args.seeds, "seed": args.seed,
               "finetune_bottom": settings.mixmatch.finetune_bottom,
               "wall_s": record["timing"]["wall_s"],
@@ -86,14 +87,15 @@ def command_attack(args: argparse.Namespace) -> int:
 
 def command_sweep(args: argparse.Namespace) -> int:
     from ladsg_jax.session import config_record
-    from ladsg_jax.sweep import grid_points, parse_grid, run_sweep
+    from ladsg_jax.sweep import grid_points, parse_grid, run_sweep, sweep_attacks
 
     points = grid_points(args.defense, getattr(args, "defense_options", {}),
                          parse_grid(args.grid))              # every point checked first
     config = config_from_args(args)
     data = load_data(args)
-    settings = attack_settings(args, data) if args.attack else None
-    record = run_sweep(config, data, points, args.seeds, args.seed, args.attack, settings,
+    names = sweep_attacks(args.attack, config.top_model, data.num_classes)
+    settings = attack_settings(args, data) if names else None
+    record = run_sweep(config, data, points, args.seeds, args.seed, names, settings,
                        progress=progress(args, f"sweep {data.name}"))
     record.update(dataset=data.name, defense=args.defense, config=config_record(config),
                   provenance=run_provenance(args))
@@ -111,6 +113,27 @@ def command_sweep(args: argparse.Namespace) -> int:
     timing = record["timing"]
     print(f"{len(record['grid'])} points × {args.seeds} seeds in {timing['wall_s']:.1f} s, "
           f"{timing['compilations']} compilations; wrote {path}")
+    if args.plot:
+        from ladsg_jax.gather import add_scores, plot, rows_of
+
+        rows = rows_of(path, record)
+        add_scores(rows)
+        print(f"drew {plot(rows, args.plot)}")
+    return 0
+
+
+def command_table(args: argparse.Namespace) -> int:
+    from ladsg_jax.gather import csv_text, gather, markdown, plot
+    from ladsg_jax.results import write_text_atomic
+
+    rows = gather(args.paths)
+    text = markdown(rows)
+    print(text, end="")
+    for path, content in ((args.markdown, text), (args.csv, csv_text(rows) if args.csv else "")):
+        if path:
+            print(f"wrote {write_text_atomic(path, content)}")
+    if args.plot:
+        print(f"drew {plot(rows, args.plot)}")
     return 0
 
 

@@ -13,7 +13,7 @@ has each attack scored. `ladsg-jax sweep` and `attack`, the demo and the table r
 (`attack_table.defense_rows`) are this function with their own experiment.
 
 The record (schema `results.RECORD_SCHEMA`): `grid_fields`, `num_seeds`, `seed`,
-`known_labels`, `timing` (wall seconds, compilations, static groups) and `grid`, one entry per
+`known_labels`, `chance` (each metric's chance level on the training labels), `timing` (wall seconds, compilations, static groups) and `grid`, one entry per
 point: `values` (the point's knob values, as cast), `main_task` (final test accuracy summary and
 per seed, of the first setting trained: the config's own unless every attack runs in the
 sum-top one), `main_task_by_setting` and `configs` per setting ("top_none", "top_mlp", ...),
@@ -172,8 +172,11 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
                 add_report(records[i], report, setting,
                            config_record(point_config(setting_config, points[i])))
         jax.effects_barrier()
+    from ladsg_jax.metrics import chance_levels
+
     return {"grid_fields": list(points[0].values), "grid": records, "num_seeds": seeds,
             "seed": exp.seed, "known_labels": known, "hybrid": exp.hybrid,
+            "chance": chance_levels(data.train_y),
             "timing": {"wall_s": time.perf_counter() - start, **compiles.record(),
                        "static_groups": num_static}}
 

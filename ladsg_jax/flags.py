@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import re
 
 from ladsg_jax.errors import ConfigError
@@ -107,6 +108,10 @@ def check_args(args: argparse.Namespace) -> None:
     for field in ("runs_dir", "checkpoint_dir", "data_dir"):
         if getattr(args, field, None):
             check_writable_dir(field.replace("_", "-"), getattr(args, field))
+    for field in ("plot", "markdown", "csv"):             # output files: their folders
+        path = getattr(args, field, None)
+        if path:
+            check_writable_dir(field, os.path.dirname(os.path.abspath(path)))
 
 
 def parse_defense_options(extra: list[str]) -> dict:

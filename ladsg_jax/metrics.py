@@ -110,6 +110,15 @@ def batched_leak_auc(scores, labels, mask=None) -> float:
     return float(np.mean(aucs))
 
 
+def chance_levels(labels) -> dict:
+    """An attack's chance level per metric (DCS's ideal AP in `dcs_chance`): guessing the
+    majority class for top-1 (and its F1 for a binary task), 0.5 for a leak AUC."""
+    y = np.asarray(labels)
+    majority = float(np.bincount(y).max() / y.size)
+    positive = float(np.mean(y == 1))
+    return {"top1": majority, "auc": 0.5, "f1": 2 * positive / (1 + positive)}
+
+
 def reduction(ap_none: float, ap_defended: float) -> float:
     """Relative drop of an attack's performance: (AP_none − AP_def) / AP_none (DESIGN §6)."""
     if ap_none == 0:

@@ -54,15 +54,24 @@ def grouped_bars(panels: dict, path: str, ylabel: str, title: str = "") -> str:
     return _save(fig, path)
 
 
-def tradeoff_curves(panels: dict, path: str) -> str:
+def tradeoff_curves(panels: dict, path: str, floors: dict | None = None) -> str:
     """One panel per (data set, attack): {defense: [(attack mean, attack std, MP mean, MP std,
-    knob value), ...]} as curves of main-task accuracy against attack success."""
+    knob value), ...]} as curves of main-task accuracy against attack success; a curve keeps its
+    colour in every panel (an empty one is skipped). `floors`: {panel: the attacker's
+    raw-feature floor}, drawn as a dashed line."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
     markers = "osD^v<>pPXh*"
     colours = plt.get_cmap("tab20").colors
+    names = list(dict.fromkeys(n for curves in panels.values() for n in curves))
     for ax, (name, curves) in zip(axes[0], panels.items()):
-        for i, (defense, points) in enumerate(curves.items()):
+        if (floors or {}).get(name) is not None:
+            ax.axvline(floors[name], color="grey", linestyle="--", linewidth=1,
+                       label="raw-feature floor")
+        for defense, points in curves.items():
+            if not points:
+                continue
+            i = names.index(defense)
             a, a_std, mp, mp_std, _ = (np.asarray(v, dtype=float) for v in zip(*points))
             mine = defense == "ladsg"
             ax.errorbar(a, mp, xerr=a_std, yerr=mp_std, marker=markers[i % len(markers)],
@@ -73,9 +82,12 @@ def tradeoff_curves(panels: dict, path: str) -> str:
         ax.set_ylabel("main-task accuracy")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
-               ncol=min(len(labels), 8), frameon=False)
+    legend = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               fontsize=8, ncol=min(len(legend), 8), frameon=False)
     return _save(fig, path)
 
 

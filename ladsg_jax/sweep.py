@@ -117,6 +117,26 @@ def static_groups(config: TrainConfig, points: list[GridPoint]) -> list[tuple]:
     return list(groups.items())
 
 
+NO_ATTACK = "none"
+
+
+def sweep_attacks(asked: list[str] | None, top_model: str, num_classes: int) -> tuple:
+    """The attacks a sweep scores: those asked for; without `--attack`, the demo's attacks of
+    the one setting the sweep trains (the table group of its top model: the sum-top group's
+    with `top_model none`, else the honest top-model group's) that fit the task; `none`: no
+    attack."""
+    from ladsg_jax.attacks.registry import attack_groups
+    from ladsg_jax.errors import ConfigError
+
+    if asked is None:
+        return attack_groups(num_classes)["none" if top_model == "none" else "mlp"]
+    if NO_ATTACK in asked:
+        if len(asked) > 1:
+            raise ConfigError("attack", "none runs alone (the sweep then scores no attack)")
+        return ()
+    return tuple(asked)
+
+
 def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_seeds: int,
               seed: int = 0, attacks: list[str] | None = None, settings=None,
               progress: bool | str = False) -> dict:
