@@ -212,3 +212,55 @@ def test_a_plugin_cut_of_the_wrong_shape_or_dtype_is_one_line_naming_the_defense
     assert err[-1].startswith("ladsg-jax: error: defense 'bad_cut': its cut returned an array "
                               f"of {got} for a message of shape (32, 10) and dtype float32")
     assert not (tmp_path / "runs").exists()
+
+
+UNDECLARED = '''
+import dataclasses
+from typing import ClassVar
+
+import jax
+
+from ladsg_jax.defenses import Defense
+
+
+@dataclasses.dataclass(frozen=True)
+class Jitter(Defense):
+    """Gaussian noise on the message, drawn from the step's key without declaring it."""
+
+    name: ClassVar[str] = "jitter"
+    summary: ClassVar[str] = "noise, draws undeclared"
+    in_forward: bool = False
+
+    def forward(self, hp, state, hs, ctx, top_fn):
+        if ctx is not None and self.in_forward:
+            jax.random.normal(ctx["key"], (1,))
+        return super().forward(hp, state, hs, ctx, top_fn)
+
+    def cut(self, hp, g, ctx):
+        return g + 1e-3 * jax.random.normal(ctx["key"], g.shape)
+
+
+DEFENSES = [Jitter]
+'''
+
+
+@pytest.mark.parametrize("defense, options, named, hook", [
+    ("jitter", [], "jitter", "cut"),
+    ("jitter", ["--defense.in_forward", "true"], "jitter", "forward"),
+    ("laplace+jitter", [], "jitter", "cut"),       # in a chain: the member is named
+])
+def test_a_defense_that_draws_without_declaring_it_is_one_line(tmp_path, capsys, defense,
+                                                               options, named, hook):
+    path = tmp_path / "jitter.py"
+    path.write_text(UNDECLARED)
+    try:
+        assert main(["train", "--plugin", str(path), "--defense", defense, *options,
+                     "--runs-dir", str(tmp_path / "runs"), *SMALL]) == 2
+    finally:
+        DEFENSES.pop("jitter", None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
+    assert err[-1].startswith(f"ladsg-jax: error: defense '{named}': its {hook} reads "
+                              "ctx['key'] (the step's PRNG key) but its `draws` does not name "
+                              "'cut'")
+    assert not (tmp_path / "runs").exists()

@@ -58,7 +58,8 @@ class Defense:
 
     `needs` declares what of the batch the defense needs (`PER_SAMPLE`, `BATCH_CUT`,
     `WHOLE_BATCH`); `draws` names the hooks that consume their PRNG key ("init", "cut"), so a
-    chain splits keys only among the members that draw. `summary` is the line `ladsg-jax list
+    chain splits keys only among the members that draw; the step's `ctx` holds `key` only for a
+    defense (or member) whose `draws` names "cut" (`call_hook` names one that reads it anyway). `summary` is the line `ladsg-jax list
     defenses` prints and `knob` the field that sets the defense's strength. `binary_only` marks a
     defense for two-class tasks only (`check_data` refuses others). Each field's meaning is its
     line in the class docstring's `Attributes:` section (`ladsg-jax describe NAME` prints them);
@@ -111,6 +112,23 @@ class Defense:
     def options(self) -> dict:
         """The fields as set: what a config record and the command line name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def call_hook(defense, hook: str, *args):
+    """`defense.HOOK(*args)`; a hook that reads `ctx["key"]` while the defense's `draws` lacks
+    "cut" (the step then hands it no key) is a `ConfigError` naming the defense and the hook,
+    where it would have read the key another member of a chain draws from."""
+    try:
+        return getattr(defense, hook)(*args)
+    except KeyError as err:
+        if err.args != ("key",) or "cut" in getattr(defense, "draws", {"cut"}):
+            raise
+        from ladsg_jax.errors import ConfigError
+
+        raise ConfigError(f"defense {defense.name!r}",
+                          f"its {hook} reads ctx['key'] (the step's PRNG key) but its `draws` "
+                          "does not name 'cut': declare draws = frozenset({'cut'}), so that a "
+                          "chain gives it a key of its own (docs/DESIGN.md §2)") from None
 
 
 def clip_scale(x: jax.Array, bound) -> jax.Array:

@@ -17,7 +17,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import NEEDS, PER_SAMPLE, Defense
+from ladsg_jax.defenses.base import NEEDS, PER_SAMPLE, Defense, call_hook
 from ladsg_jax.errors import ConfigError
 
 
@@ -72,11 +72,15 @@ class Composite(Defense):
         check() if self.name == Chain.name else build_stages(self.name, check)
 
     def forward(self, hp, state, hs, ctx, top_fn):
-        keys = self.member_keys(ctx["key"], "cut") if ctx is not None else None
+        keys = (self.member_keys(ctx["key"], "cut") if ctx is not None and "key" in ctx
+                else None)
         contexts, reports = [], []
         for i, m in enumerate(self.members):
-            member_ctx = None if ctx is None else {**ctx, "key": keys[i]}
-            hs, member_contexts, report = m.forward(hp[i], state[i], hs, member_ctx, top_fn)
+            member_ctx = None if ctx is None else {k: v for k, v in ctx.items() if k != "key"}
+            if member_ctx is not None and "cut" in m.draws:
+                member_ctx["key"] = keys[i]
+            hs, member_contexts, report = call_hook(m, "forward", hp[i], state[i], hs,
+                                                    member_ctx, top_fn)
             contexts.append(member_contexts)
             reports.append(report)
         if ctx is None:
@@ -86,7 +90,7 @@ class Composite(Defense):
 
     def cut(self, hp, g, ctx):
         for i, m in enumerate(self.members):
-            g = m.cut(hp[i], g, ctx[i])
+            g = call_hook(m, "cut", hp[i], g, ctx[i])
         return g
 
     def update(self, hp, state, report, messages):

@@ -13,6 +13,7 @@ from functools import partial
 
 import jax
 
+from ladsg_jax.defenses.base import call_hook
 from ladsg_jax.errors import ConfigError
 
 
@@ -35,7 +36,7 @@ def _cut_fwd(policy, h, wire, hp, ctx):
 
 def _cut_bwd(policy, residuals, g):
     hp, ctx = residuals
-    message = checked_message(policy, g, policy.cut(hp, g, ctx))
+    message = checked_message(policy, g, call_hook(policy, "cut", hp, g, ctx))
     return message, message, None, None
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ladsg_jax.defenses import Defense
+from ladsg_jax.defenses.base import call_hook
 from ladsg_jax.models import apply_stateful, make_bottom, make_top, split_variables
 from ladsg_jax.vfl.cut import cut
 
@@ -111,7 +112,7 @@ class VFLModel:
         hs, batch_stats = self.embeddings(params, batch_stats, xs, train=True)
         fixed = jax.lax.stop_gradient((params, batch_stats))
         top_fn = lambda embeddings: self.top(*fixed, embeddings, train=True)[0]
-        hs, contexts, report = defense.forward(hp, defense_state, hs, ctx, top_fn)
+        hs, contexts, report = call_hook(defense, "forward", hp, defense_state, hs, ctx, top_fn)
         cut_hs, policy = list(hs), cut_policy or defense
         for k in self.passive:
             cut_hs[k] = cut(policy, hs[k], wires[k], hp, contexts[k])

@@ -68,7 +68,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.defenses.base import BATCH_CUT, PER_SAMPLE, Defense
+from ladsg_jax.defenses.base import BATCH_CUT, PER_SAMPLE, Defense, call_hook
 from ladsg_jax.errors import ConfigError, one_of, require
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
@@ -118,7 +118,7 @@ class GatheredCut:
         rows = g.shape[0]
         gather = functools.partial(jax.lax.all_gather, axis_name=self.axis_name, axis=0,
                                    tiled=True)
-        message = self.inner.cut(hp, gather(g), gather_rows(ctx, gather))
+        message = call_hook(self.inner, "cut", hp, gather(g), gather_rows(ctx, gather))
         start = jax.lax.axis_index(self.axis_name) * rows
         return jax.lax.dynamic_slice_in_dim(message, start, rows, axis=0)
 

@@ -85,7 +85,9 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
         index = batch.index if batch.index is not None else jnp.arange(local)
         onehot = jax.nn.one_hot(batch.y, model.num_classes, dtype=jnp.float32)
         targets = defense.targets(hp, defense_state, onehot, batch.y, index)
-        ctx = {"labels": batch.y, "targets": targets, "key": cut_key, "index": index}
+        ctx = {"labels": batch.y, "targets": targets, "index": index}
+        if "cut" in defense.draws:                  # `call_hook` names a hook reading it else
+            ctx["key"] = cut_key
         wires = varying(tuple(jnp.zeros((local, model.embed_dim)) for _ in model.passive))
         total = reduction.total(local)
 
