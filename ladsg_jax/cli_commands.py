@@ -10,7 +10,7 @@ from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
 from ladsg_jax.cli_args import (CONFIG_DEST, attack_settings, config_from_args, load_data,
                                 progress)
-from ladsg_jax.cli_report import attack_report_lines, seeds_line, warn
+from ladsg_jax.cli_report import attack_report_lines, message_norm_line, seeds_line, warn
 from ladsg_jax.cli_session import run_provenance
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
@@ -40,6 +40,8 @@ def command_train(args: argparse.Namespace) -> int:
     print(f"{data.name}: test accuracy {mean_std(record['test_accuracy'], 4)} over "
           f"{seeds_line(record['test_accuracy'])} ({record['timing']['wall_s']:.1f} s, "
           f"{record['strategy']['loop']}/{record['strategy']['seeds']}); wrote {path}")
+    if record["message_norm"]:
+        print(message_norm_line(record["message_norm"]).strip())
     return 0
 
 

@@ -38,7 +38,18 @@ def attack_report_lines(report: dict, dataset: str, hybrid: bool) -> list[str]:
         setting = r.get("setting", f"top_{report['config']['top_model']}")
         lines.append(f"  {attack:<20} {r['metric']:<5} {mean_std(r):<18} ({setting}"
                      f"{reading_note(r)})")
+    for setting, norms in report.get("message_norm", {}).items():
+        lines.append(message_norm_line(norms, setting))
     return lines
+
+
+def message_norm_line(norms: dict, where: str = "") -> str:
+    """The typical per-sample norm of the messages sent, to size a noise knob against (noise of
+    σ per entry adds about σ·sqrt(d) to it, d the embedding width)."""
+    first, last = (norms[k]["mean"] for k in ("first_epoch", "last_epoch"))
+    text = lambda v: "diverged" if v is None else f"{v:.3g}"                   # noqa: E731
+    return (f"  message norm per sample{f' ({where})' if where else ''}: {text(first)} in the "
+            f"first epoch, {text(last)} in the last (noise of σ per entry adds about σ·√d)")
 
 
 def reading_note(record: dict) -> str:

@@ -89,3 +89,16 @@ def warning_line(what: str, reasons: list[str | None]) -> str:
     more = f", and {len(bad) - 3} more" if len(bad) > 3 else ""
     return (f"ladsg-jax: warning: {what}: {len(bad)} of {len(reasons)} runs diverged ({where}"
             f"{more}); they are left out of every mean and score")
+
+
+def message_norms(norms, diverged) -> dict | None:
+    """The mean per-sample L2 norm of the messages sent (`Result.message_norm`, (runs,
+    epochs)) in the first and the last epoch, over the runs that did not diverge: the scale
+    against which to size a noise knob (None where the result has none)."""
+    from ladsg_jax.results import summary
+
+    if norms is None:
+        return None
+    norms = np.asarray(norms)
+    return {"first_epoch": summary(kept(norms[:, 0], diverged)),
+            "last_epoch": summary(kept(norms[:, -1], diverged))}

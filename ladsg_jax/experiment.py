@@ -20,8 +20,9 @@ sum-top one), `main_task_by_setting` and `configs` per setting ("top_none", "top
 `main_task_malicious` per setting where a malicious run trained, `attacks` (per attack: metric,
 per-seed scores, summary, the `setting` it ran in, and a direct attack's `reading(s)`),
 `diverged` ("KIND top_MODEL": each seed's reason or None; a diverged seed is None in every
-per-seed list and left out of the means) and, where a defense reports any, `defense_metrics`
-per setting and run kind.
+per-seed list and left out of the means), `message_norm` per setting (the mean per-sample
+norm of the messages sent, first and last epoch, of the setting's main run) and, where a
+defense reports any, `defense_metrics` per setting and run kind.
 """
 from __future__ import annotations
 
@@ -192,5 +193,7 @@ def add_report(record: dict, report: dict, setting: str, config: dict) -> None:
         record.setdefault("main_task_malicious", {})[setting] = report["main_task_malicious"]
     if report.get("defense_metrics"):
         record.setdefault("defense_metrics", {})[setting] = report["defense_metrics"]
+    if report.get("message_norm"):
+        record.setdefault("message_norm", {})[setting] = report["message_norm"]
     for name, attack in report.get("attacks", {}).items():
         record["attacks"][name] = {**attack, "setting": setting}

@@ -9,7 +9,7 @@ import numpy as np
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.divergence import count_diverged, divergence, kept
+from ladsg_jax.divergence import count_diverged, divergence, kept, message_norms
 from ladsg_jax.models import resolve_conv_gradients
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -52,6 +52,7 @@ def train_seeds(config: TrainConfig, data: VFLData, num_seeds: int, seed: int = 
         "num_seeds": num_seeds,
         "test_accuracy": summary(final),
         "diverged": count_diverged(diverged),
+        "message_norm": message_norms(result.message_norm, diverged),
         "per_seed": {
             "diverged": diverged,
             "final_test_accuracy": final,

@@ -40,7 +40,10 @@ def test_train_writes_a_complete_result_file(tmp_path, capsys):
     assert record["timing"]["programs"] >= 1
     assert_provenance(record["provenance"], seed=0)
     assert 0.0 <= record["test_accuracy"]["mean"] <= 1.0
-    assert "synthetic: test accuracy" in capsys.readouterr().out
+    first, last = (record["message_norm"][k] for k in ("first_epoch", "last_epoch"))
+    assert first["n"] == last["n"] == 2 and 0 < last["mean"] and 0 < first["mean"]
+    out = capsys.readouterr().out
+    assert "synthetic: test accuracy" in out and "message norm per sample: " in out
     assert [p for p in os.listdir(tmp_path / "t") if p.startswith(".tmp")] == []
 
 
@@ -83,6 +86,8 @@ def test_attack_writes_scores_and_picks_the_direct_setting(tmp_path, capsys):
     assert report["timing"]["programs"] >= 1
     out = capsys.readouterr().out
     assert "direct_argmin" in out and "read first/miss" in out
+    assert set(report["message_norm"]) == {"top_none"}          # the setting it trained
+    assert "message norm per sample (top_none): " in out
 
 
 def test_attacks_of_different_settings_each_run_in_their_own(tmp_path, capsys):

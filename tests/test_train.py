@@ -7,6 +7,7 @@ import pytest
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data import load
+from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
 from ladsg_jax.vfl.runner import Runner, seed_keys
@@ -230,3 +231,22 @@ def test_restart_clock_counts_what_came_before_as_done():
     assert (bar.n, bar.initial, bar.total, bar.desc) == (2, 2, 10, "x")
     assert bar.format_dict["elapsed"] < 1.0
     bar.close()
+
+
+def test_the_message_norm_is_the_mean_norm_of_the_messages_sent(synthetic):
+    keys = seed_keys(3, 2)
+    config = SMALL.replace(record_wire="all", epochs=2)
+    result = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, synthetic)
+    assert result.message_norm.shape == (2, 2)                       # (seeds, epochs)
+    # every step's batch has the same size: an epoch's mean of step means is the mean over all
+    by_hand = np.linalg.norm(np.asarray(result.wire.messages[0]), axis=-1).mean(axis=(2, 3))
+    np.testing.assert_allclose(result.message_norm, by_hand, rtol=1e-5)
+    # under Laplace noise of scale 1, far above the true messages' norms, the norm is the
+    # noise's: E|x| of x with d Laplace(1) entries (by sampling, d the message width)
+    assert float(result.message_norm.max()) < 0.2
+    noisy = config.replace(record_wire="none", defense=make_defense("laplace", scale=1.0))
+    loud = jax.jit(jax.vmap(make_train(noisy), in_axes=(0, None)))(keys, synthetic)
+    width = result.wire.messages[0].shape[-1]
+    sampled = np.linalg.norm(np.random.default_rng(0).laplace(size=(200_000, width)), axis=-1)
+    # (1,024 sent messages in all: their mean norm is within about 1.5% of E|x|)
+    assert float(np.mean(loud.message_norm)) == pytest.approx(sampled.mean(), rel=0.05)

@@ -22,7 +22,7 @@ from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig  # noqa: F
 from ladsg_jax.attacks.view import AttackerView, attacker_view
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
-from ladsg_jax.divergence import divergence, final_accuracy, kept
+from ladsg_jax.divergence import divergence, final_accuracy, kept, message_norms
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import summary
 from ladsg_jax.vfl.model import VFLModel
@@ -157,6 +157,9 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         out["main_task_malicious"] = final_accuracy(runs["malicious"], rows,
                                                     reasons["malicious"])
         del out["main_task_malicious"]["per_seed"]
+    if runs[main_kind].message_norm is not None:
+        out["message_norm"] = message_norms(np.asarray(runs[main_kind].message_norm)[rows],
+                                            reasons[main_kind])
     for kind, run in runs.items():
         for name, values in run.defense_metrics.items():     # e.g. ND's flag rates
             values = np.asarray(values)[rows]

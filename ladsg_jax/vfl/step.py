@@ -40,6 +40,7 @@ class Reduction:
 
 
 ONE_DEVICE = Reduction()
+MESSAGE_NORM = "message_norm"     # a step's mean per-sample L2 norm of the messages sent
 
 
 def apply_optimizers(optimizers: dict, grads: dict, state: TrainState) -> tuple[dict, dict]:
@@ -70,7 +71,9 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
     the batch's share of the (global) mean loss; each party's gradient then goes to its own
     optax optimizer. `optimizers(learning_rate) -> {"party_k": transformation}` builds them
     with the state's (traced) learning rate. `wire` is the tuple of messages the passive
-    parties received, one (B, d) array each. The defense's hooks read its hyperparameters and
+    parties received, one (B, d) array each; `metrics[MESSAGE_NORM]` their mean per-sample L2
+    norm (over the passive parties), the scale a noise knob is sized against. The defense's
+    hooks read its hyperparameters and
     state from `state.hparams["defense"]` and `state.defense_state`; its `update` sees the
     messages before they are sent and may block a party for the step.
     """
@@ -108,8 +111,9 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
         params, opt_state = apply_optimizers(
             optimizers(state.hparams["learning_rate"]), reduction.sum(grads), state)
         correct = jnp.argmax(defense.decode(hp, state.defense_state, logits), -1) == batch.y
+        sent = jnp.mean(jnp.stack([jnp.linalg.norm(m, axis=-1).mean() for m in messages]))
         metrics = {"loss": reduction.sum(share), "accuracy": reduction.mean(jnp.mean(correct)),
-                   **defense_metrics}
+                   MESSAGE_NORM: reduction.mean(sent), **defense_metrics}
         new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                                   key=key, step=state.step + 1, defense_state=defense_state)
         return new_state, metrics, messages

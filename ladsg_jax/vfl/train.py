@@ -27,16 +27,17 @@ from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.state import Batch, TrainState
-from ladsg_jax.vfl.step import make_train_step
+from ladsg_jax.vfl.step import MESSAGE_NORM, make_train_step
 
 
 @struct.dataclass
 class Result:
     """A finished run: the final state and per-epoch metrics (leading seed axis when swept).
 
-    `defense_metrics` holds what the defense's `filter` reported, averaged over each epoch's
+    `defense_metrics` holds what the defense's `update` reported, averaged over each epoch's
     steps (LADSG's norm detection: the rate at which each passive party was flagged), each
-    array shaped (epochs, ...) after the seed axis.
+    array shaped (epochs, ...) after the seed axis. `message_norm` (epochs,): the mean
+    per-sample L2 norm of the messages the passive parties were sent (after the defense).
     """
 
     state: TrainState
@@ -45,6 +46,7 @@ class Result:
     test_accuracy: jax.Array
     wire: "WireRecord | None" = None
     defense_metrics: dict = struct.field(default_factory=dict)
+    message_norm: jax.Array | None = None
 
     @property
     def final_test_accuracy(self) -> jax.Array:
@@ -225,7 +227,7 @@ def result_from_history(state: TrainState, history: dict, wire) -> Result:
     return Result(state=state, train_loss=history.pop("train_loss"),
                   train_accuracy=history.pop("train_accuracy"),
                   test_accuracy=history.pop("test_accuracy"), wire=wire,
-                  defense_metrics=history)
+                  message_norm=history.pop(MESSAGE_NORM, None), defense_metrics=history)
 
 
 def make_train(config: TrainConfig, optimizers: dict | None = None):
