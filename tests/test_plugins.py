@@ -264,3 +264,60 @@ def test_a_defense_that_draws_without_declaring_it_is_one_line(tmp_path, capsys,
                               "ctx['key'] (the step's PRNG key) but its `draws` does not name "
                               "'cut'")
     assert not (tmp_path / "runs").exists()
+
+
+BAD_HOOKS = '''
+import dataclasses
+from typing import ClassVar
+
+import jax.numpy as jnp
+
+from ladsg_jax.defenses import Defense
+
+
+@dataclasses.dataclass(frozen=True)
+class BadHook(Defense):
+    """A defense with a mistake in the hook `broken`."""
+
+    name: ClassVar[str] = "bad_hook"
+    summary: ClassVar[str] = "a mistake in one hook"
+    broken: str = "targets"
+
+    def targets(self, hp, state, targets, labels, index):
+        if self.broken == "targets":
+            return jnp.concatenate([targets, targets[:, :1]], axis=1)
+        return targets
+
+    def cut(self, hp, g, ctx):
+        return g @ jnp.ones((3, 3)) if self.broken == "cut" else g
+
+    def update(self, hp, state, report, messages):
+        return state, (jnp.zeros(3, bool) if self.broken == "update" else None), {}
+
+
+DEFENSES = [BadHook]
+'''
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("targets", "its targets returned an array of shape (32, 11) and dtype float32 where "
+                "targets of shape (32, 10) and dtype float32 belong"),
+    ("cut", "its cut failed: TypeError: dot_general requires contracting dimensions to have "
+            "the same shape, got (10,) and (3,)"),
+    ("update", "its update returned blocked of shape (3,) and dtype bool where None or a "
+               "bool array of shape (1,) (one per passive party) belongs"),
+])
+def test_a_plugin_hook_that_fails_is_one_line_naming_the_defense_and_hook(tmp_path, capsys,
+                                                                         broken, message):
+    path = tmp_path / "bad_hook.py"
+    path.write_text(BAD_HOOKS)
+    try:
+        assert main(["train", "--plugin", str(path), "--defense", "bad_hook",
+                     "--defense.broken", broken, "--runs-dir", str(tmp_path / "runs"),
+                     *SMALL]) == 2
+    finally:
+        DEFENSES.pop("bad_hook", None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
+    assert err[-1].startswith(f"ladsg-jax: error: defense 'bad_hook': {message}"), err[-1]
+    assert not (tmp_path / "runs").exists()

@@ -115,20 +115,46 @@ class Defense:
 
 
 def call_hook(defense, hook: str, *args):
-    """`defense.HOOK(*args)`; a hook that reads `ctx["key"]` while the defense's `draws` lacks
-    "cut" (the step then hands it no key) is a `ConfigError` naming the defense and the hook,
-    where it would have read the key another member of a chain draws from."""
+    """`defense.HOOK(*args)`, its mistakes named in one line (`ConfigError`): a hook that reads
+    `ctx["key"]` while the defense's `draws` lacks "cut" (the step then hands it no key, where
+    it would have read the key another member of a chain draws from), and a plugin's hook that
+    raises a type or shape error (JAX's first line, which names the shapes). A built-in
+    defense's errors pass as they are."""
+    from ladsg_jax.errors import ConfigError
+
     try:
         return getattr(defense, hook)(*args)
     except KeyError as err:
         if err.args != ("key",) or "cut" in getattr(defense, "draws", {"cut"}):
             raise
-        from ladsg_jax.errors import ConfigError
-
         raise ConfigError(f"defense {defense.name!r}",
                           f"its {hook} reads ctx['key'] (the step's PRNG key) but its `draws` "
                           "does not name 'cut': declare draws = frozenset({'cut'}), so that a "
                           "chain gives it a key of its own (docs/DESIGN.md §2)") from None
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError) or type(defense).__module__.startswith("ladsg_jax."):
+            raise
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ConfigError(f"defense {defense.name!r}",
+                          f"its {hook} failed: {type(err).__name__}: {first}") from None
+
+
+def returned(defense, hook: str, what: str, value, expected) -> None:
+    """Raises a `ConfigError` naming the defense and the hook unless `value` has the shape and
+    dtype of `expected` (an array, or a (shape, dtype) pair)."""
+    import jax.numpy as jnp
+
+    shape, dtype = (expected.shape, expected.dtype) if hasattr(expected, "shape") else expected
+    got = (getattr(value, "shape", None), getattr(value, "dtype", None))
+    if got != (tuple(shape), jnp.dtype(dtype)):
+        from ladsg_jax.errors import ConfigError
+
+        kind = (f"shape {got[0]} and dtype {got[1]}" if got[0] is not None
+                else f"a {type(value).__name__}")
+        raise ConfigError(f"defense {defense.name!r}",
+                          f"its {hook} returned {'an array of ' if got[0] is not None else ''}"
+                          f"{kind} where {what} of shape {tuple(shape)} and dtype "
+                          f"{jnp.dtype(dtype)} belong")
 
 
 def clip_scale(x: jax.Array, bound) -> jax.Array:

@@ -58,11 +58,12 @@ class Composite(Defense):
 
     def init(self, key, data, config, hp):
         keys = self.member_keys(key, "init")
-        return tuple(m.init(keys[i], data, config, hp[i]) for i, m in enumerate(self.members))
+        return tuple(call_hook(m, "init", keys[i], data, config, hp[i])
+                     for i, m in enumerate(self.members))
 
     def targets(self, hp, state, targets, labels, index):
         for i, m in enumerate(self.members):
-            targets = m.targets(hp[i], state[i], targets, labels, index)
+            targets = call_hook(m, "targets", hp[i], state[i], targets, labels, index)
         return targets
 
     def check_data(self, num_classes):
@@ -96,7 +97,8 @@ class Composite(Defense):
     def update(self, hp, state, report, messages):
         states, blocks, metrics = [], [], {}
         for i, m in enumerate(self.members):
-            member_state, blocked, member_metrics = m.update(hp[i], state[i], report[i], messages)
+            member_state, blocked, member_metrics = call_hook(m, "update", hp[i], state[i],
+                                                              report[i], messages)
             states.append(member_state)
             metrics.update(member_metrics)
             if blocked is not None:
@@ -105,12 +107,13 @@ class Composite(Defense):
         return tuple(states), blocked, metrics
 
     def penalty(self, hp, state, hs, ctx):
-        return sum((m.penalty(hp[i], state[i], hs, ctx) for i, m in enumerate(self.members)),
+        return sum((call_hook(m, "penalty", hp[i], state[i], hs, ctx)
+                    for i, m in enumerate(self.members)),
                    jnp.zeros(()))
 
     def decode(self, hp, state, logits):
         for i in reversed(range(len(self.members))):
-            logits = self.members[i].decode(hp[i], state[i], logits)
+            logits = call_hook(self.members[i], "decode", hp[i], state[i], logits)
         return logits
 
 

@@ -117,8 +117,8 @@ class VFLModel:
         for k in self.passive:
             cut_hs[k] = cut(policy, hs[k], wires[k], hp, contexts[k])
         logits, batch_stats = self.top(params, batch_stats, tuple(cut_hs), train=True)
-        return logits, batch_stats, report, defense.penalty(hp, defense_state, tuple(cut_hs),
-                                                            ctx)
+        penalty = call_hook(defense, "penalty", hp, defense_state, tuple(cut_hs), ctx)
+        return logits, batch_stats, report, penalty
 
     def predict(self, params: dict, batch_stats: dict, xs: tuple,
                 defense: Defense | None = None, hp=None, defense_state=None) -> jax.Array:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from ladsg_jax.defenses import Defense
+from ladsg_jax.defenses.base import call_hook, returned
 from ladsg_jax.vfl.model import VFLModel, party_name
 from ladsg_jax.vfl.state import Batch, TrainState
 
@@ -63,6 +64,18 @@ def zero_blocked(blocked, model: VFLModel, messages: tuple, grads: dict):
     return messages, grads
 
 
+def check_blocked(defense: Defense, blocked, parties: int) -> None:
+    """`update`'s `blocked`: a bool array with one entry per passive party, else one line."""
+    if getattr(blocked, "shape", None) != (parties,) or blocked.dtype != jnp.bool_:
+        from ladsg_jax.errors import ConfigError
+
+        got = (f"of shape {blocked.shape} and dtype {blocked.dtype}"
+               if hasattr(blocked, "shape") else f"a {type(blocked).__name__}")
+        raise ConfigError(f"defense {defense.name!r}",
+                          f"its update returned blocked {got} where None or a bool array of "
+                          f"shape ({parties},) (one per passive party) belongs")
+
+
 def make_train_step(model: VFLModel, optimizers, defense: Defense,
                     reduction: Reduction = ONE_DEVICE):
     """`train_step(state, batch) -> (state, metrics, wire)`.
@@ -87,7 +100,8 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
         local = batch.y.shape[0]
         index = batch.index if batch.index is not None else jnp.arange(local)
         onehot = jax.nn.one_hot(batch.y, model.num_classes, dtype=jnp.float32)
-        targets = defense.targets(hp, defense_state, onehot, batch.y, index)
+        targets = call_hook(defense, "targets", hp, defense_state, onehot, batch.y, index)
+        returned(defense, "targets", "targets", targets, onehot)
         ctx = {"labels": batch.y, "targets": targets, "index": index}
         if "cut" in defense.draws:                  # `call_hook` names a hook reading it else
             ctx["key"] = cut_key
@@ -104,13 +118,15 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
 
         (share, (logits, batch_stats, report)), (grads, messages) = jax.value_and_grad(
             loss_fn, argnums=(0, 1), has_aux=True)(varying(state.params), wires)
-        defense_state, blocked, defense_metrics = defense.update(hp, defense_state, report,
-                                                                 messages)
+        defense_state, blocked, defense_metrics = call_hook(defense, "update", hp, defense_state,
+                                                            report, messages)
         if blocked is not None:
+            check_blocked(defense, blocked, len(messages))
             messages, grads = zero_blocked(blocked, model, messages, grads)
         params, opt_state = apply_optimizers(
             optimizers(state.hparams["learning_rate"]), reduction.sum(grads), state)
-        correct = jnp.argmax(defense.decode(hp, state.defense_state, logits), -1) == batch.y
+        scores = call_hook(defense, "decode", hp, state.defense_state, logits)
+        correct = jnp.argmax(scores, -1) == batch.y
         sent = jnp.mean(jnp.stack([jnp.linalg.norm(m, axis=-1).mean() for m in messages]))
         metrics = {"loss": reduction.sum(share), "accuracy": reduction.mean(jnp.mean(correct)),
                    MESSAGE_NORM: reduction.mean(sent), **defense_metrics}

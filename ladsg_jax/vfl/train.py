@@ -24,6 +24,7 @@ from flax import struct
 from ladsg_jax.chunks import map_in_chunks
 from ladsg_jax.config import TrainConfig, check_against_data, run_config
 from ladsg_jax.data.arrays import VFLData
+from ladsg_jax.defenses.base import call_hook
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.state import Batch, TrainState
@@ -127,9 +128,8 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         model_for(data)
         hparams = default_hparams(config) if hparams is None else hparams
         defense_key = jax.random.fold_in(jax.random.split(key)[0], 1)
-        return config.defense.init(defense_key, data,
-                                   run_config(config, hparams["learning_rate"]),
-                                   hparams["defense"])
+        return call_hook(config.defense, "init", defense_key, data,
+                         run_config(config, hparams["learning_rate"]), hparams["defense"])
 
     def init(key: jax.Array, data: VFLData, hparams: dict | None = None) -> TrainState:
         hparams = default_hparams(config) if hparams is None else hparams
@@ -155,7 +155,7 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         logits = map_in_chunks(lambda c: model.predict(state.params, state.batch_stats, c,
                                                        config.defense, hp, state.defense_state),
                                xs, config.eval_batch_size)
-        scores = config.defense.decode(hp, state.defense_state, logits)
+        scores = call_hook(config.defense, "decode", hp, state.defense_state, logits)
         predictions = jnp.argmax(scores, axis=-1)
         return jnp.mean(predictions == y)
 
