@@ -103,16 +103,18 @@ def test_a_chain_by_name_routes_each_option_to_its_member():
     built = make_defense("laplace+compression", scale="0.003", **{"compression.keep": "0.1"})
     assert built == chain(LaplaceNoise(scale=0.003), GradientCompression(keep=0.1))
     assert config_record(SMALL.replace(defense=built))["defense"] == {
-        "name": "chain", "parts": [{"name": "laplace", "scale": 0.003},
-                                   {"name": "compression", "keep": 0.1}]}
+        "name": "chain", "parts": [{"name": "laplace", "scale": 0.003, "rescale": "none"},
+                                   {"name": "compression", "keep": 0.1, "count": "ceil",
+                                    "error_feedback": False}]}
     for spec, options, message in [
         ("kdk+label_dp", {"epsilon": "1"},
          "defense.epsilon: a field of kdk and label_dp; write defense.kdk.epsilon"),
         ("laplace+compression", {"sign.keep": "0.1"},
          "defense.sign.keep (member): unknown value 'sign'; allowed: compression, laplace"),
         ("laplace+compression", {"bins": "3"}, "defense.laplace+compression option: unknown "
-                                               "value 'bins'; allowed: compression.keep, "
-                                               "laplace.scale"),
+                                               "value 'bins'; allowed: compression.count, "
+                                               "compression.error_feedback, compression.keep, "
+                                               "laplace.rescale, laplace.scale"),
         ("laplace+magic", {}, "defense: unknown value 'magic'"),
         ("laplace+laplace", {}, "names laplace more than once"),
         ("laplace+compression", {"keep": "2"}, "defense.compression.keep"),
@@ -151,5 +153,6 @@ def test_the_command_line_trains_a_named_chain(tmp_path):
                  "--no-progress"])
     assert code == 0
     record = json.loads((tmp_path / "c" / "result.json").read_text())
-    assert record["config"]["defense"]["parts"] == [{"name": "laplace", "scale": 0.002},
-                                                    {"name": "compression", "keep": 0.3}]
+    assert record["config"]["defense"]["parts"] == [
+        {"name": "laplace", "scale": 0.002, "rescale": "none"},
+        {"name": "compression", "keep": 0.3, "count": "ceil", "error_feedback": False}]

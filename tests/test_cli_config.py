@@ -57,7 +57,7 @@ def test_train_records_the_file_in_its_result(tmp_path):
                      "--epochs", "1"]) == 0
     result = json.loads((runs / "r" / "result.json").read_text())
     assert result["config"]["epochs"] == 1                       # the flag won
-    assert result["config"]["defense"] == {"name": "laplace", "scale": 0.001}
+    assert result["config"]["defense"] == {"name": "laplace", "scale": 0.001, "rescale": "none"}
     assert result["provenance"]["config_file"]["content"] == json.loads(open(path).read())
 
 

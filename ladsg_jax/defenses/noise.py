@@ -5,19 +5,28 @@ import dataclasses
 from typing import ClassVar
 
 import jax
+import jax.numpy as jnp
 
 from ladsg_jax.defenses.base import BATCH_CUT, Defense, clip_scale
-from ladsg_jax.errors import require
+from ladsg_jax.errors import one_of, require
+
+RESCALES = ("none", "vflair")
+VFLAIR_ROW_NORM = 0.2        # VFLAIR's LaplaceDP scales the batch to this largest row norm
 
 
 @dataclasses.dataclass(frozen=True)
 class LaplaceNoise(Defense):
     """Laplace noise of scale β added to every entry of the message (the noisy-gradients
-    defense Fu et al., USENIX Security 2022, evaluate).
+    defense Fu et al., USENIX Security 2022, evaluate, as their code adds it: `rescale="none"`,
+    the default). VFLAIR's LaplaceDP first scales the batch down so that its largest row norm is
+    at most 0.2 (`rescale="vflair"`: g / max(1, max_i ‖g_i‖ / 0.2); never scaled up, not scaled
+    back), which changes nothing where the messages are smaller, as on the built-in presets.
 
     Attributes:
         scale: scale β of the Laplace noise added to every message entry; larger, stronger.
             Allowed: >= 0.
+        rescale: none (Fu et al.'s) or vflair (the batch first scaled to a largest row norm of
+            at most 0.2, VFLAIR's). Allowed: one of none, vflair.
     """
 
     name: ClassVar[str] = "laplace"
@@ -27,12 +36,17 @@ class LaplaceNoise(Defense):
     needs: ClassVar[str] = BATCH_CUT           # noise drawn in the batch's shape
     draws: ClassVar[frozenset] = frozenset({"cut"})
     scale: float = 0.01
+    rescale: str = "none"
 
     def __post_init__(self):
         require(self.scale >= 0, "defense.laplace.scale",
                 f"must be non-negative, got {self.scale!r}")
+        one_of("defense.laplace.rescale", self.rescale, RESCALES)
 
     def cut(self, hp, g, ctx):
+        if self.rescale == "vflair":
+            largest = jnp.max(jnp.linalg.norm(g, axis=-1))
+            g = g / jnp.maximum(largest / (VFLAIR_ROW_NORM + 1e-6), 1.0)
         return g + hp["scale"] * jax.random.laplace(ctx["key"], g.shape)
 
 

@@ -7,8 +7,13 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from ladsg_jax.defenses.base import BATCH_CUT, Defense
-from ladsg_jax.errors import require
+from flax import struct
+
+from ladsg_jax.defenses.base import BATCH_CUT, WHOLE_BATCH, Defense
+from ladsg_jax.defenses.quantize import true_messages
+from ladsg_jax.errors import one_of, require
+
+COUNTS = ("ceil", "fu")
 
 
 def largest_mask(g: jax.Array, fraction) -> jax.Array:
@@ -27,6 +32,23 @@ def largest_mask(g: jax.Array, fraction) -> jax.Array:
     return (rank < count).reshape(g.shape)
 
 
+@struct.dataclass
+class Residual:
+    """What compression dropped at the last step, per passive party: (parties, B, d)."""
+
+    residual: jax.Array
+
+
+def fu_mask(g: jax.Array, fraction) -> jax.Array:
+    """Fu et al.'s rule: k = ⌊fraction·size⌋ (at least 1) and the entries with |g| strictly
+    above the k-th largest |g| kept, so k − 1 of them when no two magnitudes tie (none when the
+    k-th ties the largest)."""
+    magnitude = jnp.abs(g).reshape(-1)
+    count = jnp.clip(jnp.floor(fraction * magnitude.size * (1 + 1e-7)), 1, magnitude.size)
+    threshold = jnp.sort(magnitude)[::-1][count.astype(jnp.int32) - 1]
+    return (magnitude > threshold).reshape(g.shape)
+
+
 def keep_largest(g: jax.Array, fraction) -> jax.Array:
     """g with all but its ⌈fraction·size⌉ entries of largest |g| (over the batch) set to 0."""
     return jnp.where(largest_mask(g, fraction), g, 0.0)
@@ -38,23 +60,64 @@ class GradientCompression(Defense):
     it to the message): only the fraction `keep` of the batch's message entries with the
     largest magnitude is sent, the rest are zero.
 
+    `count="fu"` keeps what Fu et al.'s released code keeps: the entries strictly above the
+    ⌊keep·size⌋-th largest |g| (one fewer than that count when no magnitudes tie).
+    `error_feedback=True` is VFLAIR's variant (after Lin et al.'s accumulation): what a step
+    drops is added to the next step's message before it is compressed, position by position in
+    the batch, the residual kept per passive party in the defense's state. The residual is
+    (g + r) − sent, g read in `forward` by one VJP of the top model (`quantize.true_messages`),
+    hence the whole batch.
+
     Attributes:
         keep: fraction of the batch's message entries sent (those of largest |g|); smaller,
             stronger. The ⌈keep·size⌉ largest are sent, at least one. Allowed: (0, 1].
+        count: ceil (ours: the ⌈keep·size⌉ largest) or fu (Fu et al.'s: those strictly above
+            the ⌊keep·size⌋-th largest). Allowed: one of ceil, fu.
+        error_feedback: carry what a step drops into the next step's message (VFLAIR's).
     """
 
     name: ClassVar[str] = "compression"
     summary: ClassVar[str] = "send only the largest message entries (Lin et al. 2018)"
     knob: ClassVar[str] = "keep"
     hyper: ClassVar[tuple] = ("keep",)
-    needs: ClassVar[str] = BATCH_CUT           # the batch's top entries
     keep: float = 0.25
+    count: str = "ceil"
+    error_feedback: bool = False
 
     def __post_init__(self):
         require(0 < self.keep <= 1, "defense.compression.keep",
                 f"must be in (0, 1], got {self.keep!r}")
+        one_of("defense.compression.count", self.count, COUNTS)
+
+    @property
+    def needs(self) -> str:
+        # the batch's top entries; error feedback reads g through the top model's pullback
+        return WHOLE_BATCH if self.error_feedback else BATCH_CUT
+
+    def init(self, key, data, config, hp):
+        if not self.error_feedback:
+            return None
+        width = config.embed_dim or data.num_classes
+        return Residual(jnp.zeros((config.num_parties - 1, config.batch_size, width)))
+
+    def forward(self, hp, state, hs, ctx, top_fn):
+        if ctx is None or not self.error_feedback:
+            return super().forward(hp, state, hs, ctx, top_fn)
+        contexts = tuple({**ctx, "residual": state.residual[k]} for k in range(len(hs) - 1))
+        return hs, contexts, true_messages(hs, ctx, top_fn)
+
+    def update(self, hp, state, report, messages):
+        if not self.error_feedback:
+            return state, None, {}
+        carried = jnp.stack([g + state.residual[k] - m
+                             for k, (g, m) in enumerate(zip(report, messages))])
+        return state.replace(residual=carried), None, {}
 
     def cut(self, hp, g, ctx):
+        if self.error_feedback:
+            g = g + ctx["residual"]
+        if self.count == "fu":
+            return jnp.where(fu_mask(g, hp["keep"]), g, 0.0)
         return keep_largest(g, hp["keep"])
 
 
