@@ -20,7 +20,7 @@ class LaplaceNoise(Defense):
     defense Fu et al., USENIX Security 2022, evaluate, as their code adds it: `rescale="none"`,
     the default). VFLAIR's LaplaceDP first scales the batch down so that its largest row norm is
     at most 0.2 (`rescale="vflair"`: g / max(1, max_i ‖g_i‖ / 0.2); never scaled up, not scaled
-    back), which changes nothing where the messages are smaller, as on the built-in presets.
+    back), which changes nothing while the messages are smaller.
 
     Attributes:
         scale: scale β of the Laplace noise added to every message entry; larger, stronger.
