@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
-        expanded, args_config = expand(argv, command_parsers(build_parser()))
+        parser = build_parser()
+        expanded, args_config = expand(argv, command_parsers(parser))
         load_plugins(plugin_parser().parse_known_args(expanded)[0].plugin)  # before the flags
-        args, extra = build_parser().parse_known_args(expanded)
+        args, extra = parser.parse_known_args(expanded)
         args.defense_options = parse_defense_options(extra)
         args.argv, args.config_file = argv, args_config
         check_args(args)

@@ -77,7 +77,7 @@ def defense_label(defense: dict, values: dict) -> str:
         defaults = cls().options
         plain = lambda v: tuple(v) if isinstance(v, list) else v            # noqa: E731
         options = {k: v for k, v in options.items() if plain(v) != plain(defaults.get(k, v))}
-    options.update(values)
+    options.update(values)                      # a sweep point's knob values
     return name + "".join(f" {k}={v}" for k, v in options.items())
 
 
@@ -95,7 +95,7 @@ def point_rows(base: dict, point: dict, config: dict) -> list[dict]:
                    if a.get("setting", setting) == setting}
         rows.append({**base, "setting": setting, "mp": mp, "attacks": attacks,
                      "defense": defense_label(point.get("configs", {}).get(setting, config)
-                                              .get("defense", {}), {}),
+                                              .get("defense", {}), point.get("values", {})),
                      "values": dict(point.get("values", {})),
                      "diverged": diverged_in(point, setting)})
     return rows
@@ -107,12 +107,8 @@ def rows_of(path: str, record: dict) -> list[dict]:
             "seeds": record.get("num_seeds"), "chance": record.get("chance"), "sweep": None}
     config = record.get("config", {})
     if "grid" in record:
-        rows = []
-        for point in record["grid"]:
-            rows += [{**row, "sweep": path, "defense": defense_label(
-                point.get("configs", {}).get(row["setting"], config).get("defense", {}),
-                row["values"])} for row in point_rows(base, point, config)]
-        return rows
+        return [{**row, "sweep": path} for point in record["grid"]
+                for row in point_rows(base, point, config)]
     if "main_task_by_setting" in record:
         return point_rows(base, record, config)
     if "test_accuracy" in record:

@@ -195,23 +195,30 @@ DEFENSES = [BadCut]
 '''
 
 
+def failed_plugin_run(tmp_path, capsys, source: str, name: str, argv: list[str]) -> str:
+    """Trains with the plugin `source` (registering defense `name`) and `argv`; asserts exit 2,
+    one error line and no traceback, nothing written; returns that line."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    try:
+        assert main(["train", "--plugin", str(path), *argv, "--runs-dir",
+                     str(tmp_path / "runs"), *SMALL]) == 2
+    finally:
+        DEFENSES.pop(name, None)
+    err = capsys.readouterr().err.strip().splitlines()     # (TFDS may first say it prepares)
+    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
+    assert not (tmp_path / "runs").exists()
+    return err[-1]
+
+
 @pytest.mark.parametrize("drop, got", [("true", "shape (32, 9) and dtype float32"),
                                        ("false", "shape (32, 10) and dtype int32")])
 def test_a_plugin_cut_of_the_wrong_shape_or_dtype_is_one_line_naming_the_defense(
         tmp_path, capsys, drop, got):
-    path = tmp_path / "bad_cut.py"
-    path.write_text(BAD_CUT)
-    try:
-        assert main(["train", "--plugin", str(path), "--defense", "bad_cut",
-                     "--defense.drop", drop, "--runs-dir", str(tmp_path / "runs"),
-                     *SMALL]) == 2
-    finally:
-        DEFENSES.pop("bad_cut", None)
-    err = capsys.readouterr().err.strip().splitlines()     # (TFDS may first say it prepares)
-    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
-    assert err[-1].startswith("ladsg-jax: error: defense 'bad_cut': its cut returned an array "
-                              f"of {got} for a message of shape (32, 10) and dtype float32")
-    assert not (tmp_path / "runs").exists()
+    line = failed_plugin_run(tmp_path, capsys, BAD_CUT, "bad_cut",
+                             ["--defense", "bad_cut", "--defense.drop", drop])
+    assert line.startswith("ladsg-jax: error: defense 'bad_cut': its cut returned an array "
+                           f"of {got} for a message of shape (32, 10) and dtype float32")
 
 
 UNDECLARED = '''
@@ -251,19 +258,11 @@ DEFENSES = [Jitter]
 ])
 def test_a_defense_that_draws_without_declaring_it_is_one_line(tmp_path, capsys, defense,
                                                                options, named, hook):
-    path = tmp_path / "jitter.py"
-    path.write_text(UNDECLARED)
-    try:
-        assert main(["train", "--plugin", str(path), "--defense", defense, *options,
-                     "--runs-dir", str(tmp_path / "runs"), *SMALL]) == 2
-    finally:
-        DEFENSES.pop("jitter", None)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
-    assert err[-1].startswith(f"ladsg-jax: error: defense '{named}': its {hook} reads "
-                              "ctx['key'] (the step's PRNG key) but its `draws` does not name "
-                              "'cut'")
-    assert not (tmp_path / "runs").exists()
+    line = failed_plugin_run(tmp_path, capsys, UNDECLARED, "jitter",
+                             ["--defense", defense, *options])
+    assert line.startswith(f"ladsg-jax: error: defense '{named}': its {hook} reads "
+                           "ctx['key'] (the step's PRNG key) but its `draws` does not name "
+                           "'cut'")
 
 
 BAD_HOOKS = '''
@@ -309,15 +308,6 @@ DEFENSES = [BadHook]
 ])
 def test_a_plugin_hook_that_fails_is_one_line_naming_the_defense_and_hook(tmp_path, capsys,
                                                                          broken, message):
-    path = tmp_path / "bad_hook.py"
-    path.write_text(BAD_HOOKS)
-    try:
-        assert main(["train", "--plugin", str(path), "--defense", "bad_hook",
-                     "--defense.broken", broken, "--runs-dir", str(tmp_path / "runs"),
-                     *SMALL]) == 2
-    finally:
-        DEFENSES.pop("bad_hook", None)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert [line for line in err if "Traceback" in line or "ladsg-jax" in line] == err[-1:]
-    assert err[-1].startswith(f"ladsg-jax: error: defense 'bad_hook': {message}"), err[-1]
-    assert not (tmp_path / "runs").exists()
+    line = failed_plugin_run(tmp_path, capsys, BAD_HOOKS, "bad_hook",
+                             ["--defense", "bad_hook", "--defense.broken", broken])
+    assert line.startswith(f"ladsg-jax: error: defense 'bad_hook': {message}"), line

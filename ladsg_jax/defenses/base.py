@@ -59,8 +59,9 @@ class Defense:
     `needs` declares what of the batch the defense needs (`PER_SAMPLE`, `BATCH_CUT`,
     `WHOLE_BATCH`); `draws` names the hooks that consume their PRNG key ("init", "cut"), so a
     chain splits keys only among the members that draw; the step's `ctx` holds `key` only for a
-    defense (or member) whose `draws` names "cut" (`call_hook` names one that reads it anyway). `summary` is the line `ladsg-jax list
-    defenses` prints and `knob` the field that sets the defense's strength. `binary_only` marks a
+    defense (or member) whose `draws` names "cut" (`call_hook` names one that reads it anyway).
+    `summary` is the line `ladsg-jax list defenses` prints and `knob` the field that sets the
+    defense's strength. `binary_only` marks a
     defense for two-class tasks only (`check_data` refuses others). Each field's meaning is its
     line in the class docstring's `Attributes:` section (`ladsg-jax describe NAME` prints them);
     a defense whose fields are its members' names those classes in `field_sources`.
@@ -139,22 +140,19 @@ def call_hook(defense, hook: str, *args):
                           f"its {hook} failed: {type(err).__name__}: {first}") from None
 
 
-def returned(defense, hook: str, what: str, value, expected) -> None:
-    """Raises a `ConfigError` naming the defense and the hook unless `value` has the shape and
-    dtype of `expected` (an array, or a (shape, dtype) pair)."""
-    import jax.numpy as jnp
+def check_returned(defense, hook: str, value, expected, wanted: str) -> None:
+    """Raises a `ConfigError` naming the defense and the hook unless `value` is an array of
+    `expected`'s shape and dtype; `wanted` ends the line, with `{shape}` and `{dtype}` filled in
+    from `expected`."""
+    from ladsg_jax.errors import ConfigError
 
-    shape, dtype = (expected.shape, expected.dtype) if hasattr(expected, "shape") else expected
-    got = (getattr(value, "shape", None), getattr(value, "dtype", None))
-    if got != (tuple(shape), jnp.dtype(dtype)):
-        from ladsg_jax.errors import ConfigError
-
-        kind = (f"shape {got[0]} and dtype {got[1]}" if got[0] is not None
-                else f"a {type(value).__name__}")
-        raise ConfigError(f"defense {defense.name!r}",
-                          f"its {hook} returned {'an array of ' if got[0] is not None else ''}"
-                          f"{kind} where {what} of shape {tuple(shape)} and dtype "
-                          f"{jnp.dtype(dtype)} belong")
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape != expected.shape or dtype != expected.dtype:
+        got = (f"an array of shape {tuple(shape)} and dtype {dtype}" if shape is not None
+               else f"a {type(value).__name__}")
+        name = getattr(defense, "name", type(defense).__name__)
+        raise ConfigError(f"defense {name!r}", f"its {hook} returned {got} " + wanted.format(
+            shape=tuple(expected.shape), dtype=expected.dtype))
 
 
 def clip_scale(x: jax.Array, bound) -> jax.Array:

@@ -13,8 +13,7 @@ from functools import partial
 
 import jax
 
-from ladsg_jax.defenses.base import call_hook
-from ladsg_jax.errors import ConfigError
+from ladsg_jax.defenses.base import call_hook, check_returned
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -44,14 +43,9 @@ def checked_message(policy, g: jax.Array, message) -> jax.Array:
     """`message` when it can stand for `g` (an array of g's shape and dtype); otherwise a
     `ConfigError` naming the defense, at trace time (shapes are static), in one line where
     JAX's own error would be a long traceback from inside the backward pass."""
-    shape, dtype = getattr(message, "shape", None), getattr(message, "dtype", None)
-    if shape != g.shape or dtype != g.dtype:
-        got = (f"an array of shape {tuple(shape)} and dtype {dtype}" if shape is not None
-               else f"a {type(message).__name__}")
-        raise ConfigError(f"defense {getattr(policy, 'name', type(policy).__name__)!r}",
-                          f"its cut returned {got} for a message of shape {tuple(g.shape)} "
-                          f"and dtype {g.dtype}; a cut returns what is sent instead of g, "
-                          "of g's shape and dtype")
+    check_returned(policy, "cut", message, g,
+                   "for a message of shape {shape} and dtype {dtype}; a cut returns what is sent "
+                   "instead of g, of g's shape and dtype")
     return message
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from ladsg_jax.defenses import Defense
-from ladsg_jax.defenses.base import call_hook, returned
+from ladsg_jax.defenses.base import call_hook, check_returned
 from ladsg_jax.vfl.model import VFLModel, party_name
 from ladsg_jax.vfl.state import Batch, TrainState
 
@@ -101,7 +101,8 @@ def make_train_step(model: VFLModel, optimizers, defense: Defense,
         index = batch.index if batch.index is not None else jnp.arange(local)
         onehot = jax.nn.one_hot(batch.y, model.num_classes, dtype=jnp.float32)
         targets = call_hook(defense, "targets", hp, defense_state, onehot, batch.y, index)
-        returned(defense, "targets", "targets", targets, onehot)
+        check_returned(defense, "targets", targets, onehot,
+                       "where targets of shape {shape} and dtype {dtype} belong")
         ctx = {"labels": batch.y, "targets": targets, "index": index}
         if "cut" in defense.draws:                  # `call_hook` names a hook reading it else
             ctx["key"] = cut_key
