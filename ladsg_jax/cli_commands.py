@@ -3,6 +3,7 @@ handler imports what it runs, so the parser and `--help` load neither JAX nor sc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -74,6 +75,7 @@ def command_attack(args: argparse.Namespace) -> int:
               "hybrid": hybrid, "dataset": data.name,
               "num_seeds": args.seeds, "seed": args.seed,
               "finetune_bottom": settings.mixmatch.finetune_bottom,
+              "mixmatch": dataclasses.asdict(settings.mixmatch),
               "wall_s": record["timing"]["wall_s"],
               "timing": {**record["timing"], **args.compile_stats.record()},
               "provenance": run_provenance(args)}

@@ -192,7 +192,10 @@ def test_a_changed_split_data_option_or_config_is_not_resumed(tmp_path):
 def test_ctrl_c_stops_a_checkpointed_run_cleanly_and_the_rerun_resumes(tmp_path):
     # imported before the child starts: importing them between its epoch 3 and the signal took
     # long enough, on a loaded clean clone, for the child to finish all 60 epochs first (now 120:
-    # with a warm compile cache 60 were done before the signal once; the signal ends it anyway)
+    # with a warm compile cache 60 were done before the signal once; the signal ends it anyway).
+    # EpochCheckpoints imports orbax on first use: a warm child once finished all 120 meanwhile
+    import orbax.checkpoint  # noqa: F401
+
     from ladsg_jax.cli import main
     from ladsg_jax.vfl.checkpoint import EpochCheckpoints
 

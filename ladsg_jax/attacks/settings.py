@@ -12,13 +12,30 @@ DIRECT_EPOCHS = ("first", "last", "min", "average")   # attacks/direct.py
 DIRECT_NO_NEGATIVE = ("miss", "argmin")
 
 
+MIXMATCH_RECIPES = ("library", "fu")                # attacks/completion.py
+RECIPE_DEFAULTS = {"library": {"steps": 2000, "batch_size": 32, "restarts": 3},
+                   "fu": {"steps": 10 * 1024, "batch_size": 16, "restarts": 1}}
+
+
 @dataclasses.dataclass(frozen=True)
 class MixMatchConfig:
-    """MixMatch's knobs, with Fu et al.'s values as defaults.
+    """MixMatch's knobs. `steps`, `batch_size` and `restarts` left unset take the recipe's
+    values (library: 2000, 32, 3; fu: 10 × 1024, 16, 1, Fu et al.'s released code's); the
+    others are Fu et al.'s in both recipes.
 
     Attributes:
-        steps: MixMatch fine-tuning steps of model completion. Allowed: integer >= 1.
-        batch_size: labelled and unlabelled samples per step. Allowed: integer >= 1.
+        recipe: model completion's training loop: library (ours: EMA from zero with bias
+            correction, label guesses in evaluation mode, batches drawn with replacement, the
+            unlabelled batch from every training sample, restarts) or fu (Fu et al.'s released
+            code: EMA from the initial weights with a 0.02·lr weight shrink and averaged
+            BatchNorm statistics, guessing and training in train mode with interleaved
+            BatchNorm passes, the head's last layer initialized to ones, batches shuffled
+            without replacement, unlabelled samples those with unknown labels).
+            Allowed: one of library, fu.
+        steps: MixMatch fine-tuning steps of model completion (default the recipe's).
+            Allowed: integer >= 1.
+        batch_size: labelled and unlabelled samples per step (default the recipe's; fu:
+            at most the known labels). Allowed: integer >= 1.
         temperature: sharpening temperature T. Allowed: > 0.
         alpha: mixup's Beta(α, α). Allowed: > 0.
         lambda_u: weight of the unlabelled loss after the ramp-up. Allowed: >= 0.
@@ -28,25 +45,30 @@ class MixMatchConfig:
             released code runs).
         restarts: MixMatch runs from different random heads (vmapped); the one whose
             predictions fit the attacker's known labels best is kept. One run can lock onto a
-            single class (its own sharpened guesses confirm a bad start); 1 runs once.
-            Allowed: integer >= 1.
+            single class (its own sharpened guesses confirm a bad start); 1 runs once
+            (default the recipe's). Allowed: integer >= 1.
     """
 
-    steps: int = 2000
-    batch_size: int = 32
+    recipe: str = "library"
+    steps: int | None = None
+    batch_size: int | None = None
     temperature: float = 0.8
     alpha: float = 0.75
     lambda_u: float = 50.0
     learning_rate: float = 2e-3
     ema_decay: float = 0.999
     finetune_bottom: bool = False
-    restarts: int = 3
+    restarts: int | None = None
 
     def __post_init__(self):
+        one_of("mixmatch.recipe", self.recipe, MIXMATCH_RECIPES)
+        for field, value in RECIPE_DEFAULTS[self.recipe].items():
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, value)
         for field in ("steps", "batch_size", "restarts"):
             value = getattr(self, field)
-            require(isinstance(value, int) and value > 0, f"mixmatch.{field}",
-                    f"must be a positive integer, got {value!r}")
+            require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                    f"mixmatch.{field}", f"must be a positive integer, got {value!r}")
         for field in ("temperature", "alpha", "learning_rate"):
             require(getattr(self, field) > 0, f"mixmatch.{field}",
                     f"must be positive, got {getattr(self, field)!r}")
@@ -102,3 +124,7 @@ class AttackSettings:
                                ("direct_epoch", DIRECT_EPOCHS),
                                ("direct_no_negative", DIRECT_NO_NEGATIVE)):
             one_of(field, getattr(self, field), allowed)
+        require(self.mixmatch.recipe != "fu" or self.mixmatch.batch_size <= self.known_labels,
+                "mixmatch.batch_size", f"must be at most known_labels ({self.known_labels}) "
+                f"with the fu recipe (its labelled batches are drawn without replacement), "
+                f"got {self.mixmatch.batch_size}")
