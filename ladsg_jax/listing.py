@@ -48,7 +48,7 @@ def data_rows(data_dir: str | None) -> list[tuple[str, ...]]:
         if not mine:
             spec = SPECS.get(name)
             needs = ("made in memory, nothing to prepare" if spec is None else
-                     "ships with scikit-learn, prepared on first load" if spec.source is None
+                     spec.package_file.describe() if spec.source is None
                      else "needs " + spec.source.needs())
             rows.append((name, kind, "no", "-", "-", needs))
     return rows

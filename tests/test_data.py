@@ -97,7 +97,7 @@ def test_malformed_and_missing_files_are_named(tmp_path):
 def test_unknown_names_list_what_is_allowed():
     with pytest.raises(ConfigError, match="dataset: unknown value 'cifar'; allowed: bhi, "
                                           "breast_cancer, cifar10, cifar100, cinic10, criteo, "
-                                          "digits, give_me_some_credit, synthetic, "
+                                          "digits, give_me_some_credit, mnist5k, synthetic, "
                                           "tiny_imagenet, yahoo_answers"):
         D.load("cifar")
     with pytest.raises(ConfigError, match="unknown value 'colour'.*num_classes"):

@@ -508,7 +508,7 @@ def test_token_arrays_are_checked_against_the_vocabulary():
 
 def test_the_registry_lists_every_paper_data_set():
     names = {"cifar10", "cifar100", "cinic10", "bhi", "yahoo_answers", "give_me_some_credit",
-             "criteo", "tiny_imagenet", "breast_cancer", "digits", "synthetic"}
+             "criteo", "tiny_imagenet", "breast_cancer", "digits", "mnist5k", "synthetic"}
     assert set(D.DATASETS) == names
     assert D.DATASETS["criteo"][:2] == ("tokens", ("manual_dir", "max_rows"))
     assert D.DATASETS["yahoo_answers"][1] == ("manual_dir", "max_train", "max_test")

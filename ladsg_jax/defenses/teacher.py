@@ -21,10 +21,11 @@ class Teacher(nn.Module):
 
 
 def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, config,
-                  epochs: int) -> jax.Array:
+                  epochs: int, predict_x: jax.Array | None = None) -> jax.Array:
     """Trains a teacher on the active party's own slice (cross-entropy, the run's SGD settings
     at the run's learning rate, a grid point's included; `epochs` passes of shuffled batches)
-    and returns its logits for every training sample.
+    and returns its logits for every training sample (or for `predict_x`: the active party
+    alone, scored on a test split, is `experiments/active_alone.py`).
 
     Pure and jit-able: it runs inside the jitted `init` of a training run.
     """
@@ -56,4 +57,4 @@ def train_teacher(key: jax.Array, x: jax.Array, y: jax.Array, num_classes: int, 
     (params, batch_stats, _), _ = jax.lax.scan(epoch, (params, batch_stats, opt_state),
                                                jax.random.split(key, epochs))
     return map_in_chunks(lambda c: apply_stateful(teacher, params, batch_stats, c, False)[0],
-                         x, config.eval_batch_size)
+                         x if predict_x is None else predict_x, config.eval_batch_size)
