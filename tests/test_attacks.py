@@ -26,7 +26,8 @@ def attack(dataset, data, top_model, names):
 @pytest.fixture(scope="module")
 def digits_none(digits):
     return attack("digits", digits, "none", ["direct", "direct_argmin", "direct_averaged",
-                                             "inversion", "inversion_head", "cluster_messages"])
+                                             "inversion", "inversion_head", "cluster_messages",
+                                             "message_classifier", "combined_classifier"])
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def digits_mlp(digits):
 @pytest.fixture(scope="module")
 def cancer_none(breast_cancer):
     return attack("breast_cancer", breast_cancer, "none",
-                  ["direction_scoring", "inversion", "inversion_head"])
+                  ["direction_scoring", "inversion", "inversion_head", "message_classifier",
+                   "combined_classifier"])
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,16 @@ def test_direct_attack_is_exact_without_a_defense(digits_none):
     assert per_seed(digits_none, "direct").min() == 1.0
     assert per_seed(digits_none, "direct_argmin").min() == 1.0
     assert per_seed(digits_none, "direct_averaged").min() == 1.0
+
+
+def test_adaptive_classifiers_recover_the_labels_without_a_defense(digits_none, cancer_none):
+    """Learned from the known labels alone (C and the combination by cross-validation on
+    them), on every seed; each seed records what it chose."""
+    for report in (digits_none, cancer_none):
+        for name in ("message_classifier", "combined_classifier"):
+            assert per_seed(report, name).min() >= 0.95, (name, per_seed(report, name))
+            choices = report["attacks"][name]["choices"]
+            assert len(choices) == SEEDS and all("known-label cv" in c for c in choices)
 
 
 def test_message_clustering_is_exact_without_a_top_model(digits_none):

@@ -46,7 +46,9 @@ class Attack:
     """One label inference attack.
 
     `run(context, view, key) -> {"score": Predictions, ["train_score": Predictions],
-    ["readings": {name: Predictions}, "reading": name]}` predicts against one run: `context`
+    ["readings": {name: Predictions}, "reading": name], ["choice": str]}` predicts against one
+    run (`choice`: what the attack chose by itself, e.g. by cross-validation, recorded per
+    seed): `context`
     is the `AttackContext` of the model and task, `view` the `AttackerView` holding only what
     `reads` names, `key` a PRNG key. The attack never sees the true labels; the suite scores its
     `Predictions` (`attacks/predictions.py`) by `metric`. `training`: what run it reads ("honest", "malicious": party 0 trained

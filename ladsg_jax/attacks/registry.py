@@ -7,7 +7,7 @@ and the figures loop over `ATTACKS`. Plugins add entries with `register_attack`
 """
 from __future__ import annotations
 
-from ladsg_jax.attacks import clustering, completion, direct, inversion, scoring
+from ladsg_jax.attacks import adaptive, clustering, completion, direct, inversion, scoring
 from ladsg_jax.attacks.base import GROUPS, Attack
 from ladsg_jax.errors import ConfigError, unknown
 
@@ -25,6 +25,16 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
                               "averaged over the epochs (random substitutions cancel)",
            direct.run_averaged, "top1", ("wire_all",), top_model="none", group="none",
            column="avg-argmin", label="direct (averaged)"),
+    Attack("message_classifier", "adaptive: a scorer of each class entry of a sample's "
+                                 "messages over the epochs (raw, centred, unit; extremes, "
+                                 "ranks), learned from the known labels",
+           adaptive.run_message_classifier, "top1", ("wire_all",) + KNOWN, group="none",
+           column="msg-clf", label="message classifier"),
+    Attack("combined_classifier", "adaptive: the best, by cross-validation on the known "
+                                  "labels, of the message classifier, a classifier of the "
+                                  "attacker's raw features and embeddings, or their product",
+           adaptive.run_combined, "top1", ("features", "bottom", "wire_all") + KNOWN,
+           group="none", column="combined", label="combined classifier"),
     Attack("passive_mc", "passive model completion with MixMatch (Fu et al. 2022)",
            completion.run_completion, "completion", ("features", "bottom") + KNOWN,
            column="passive", label="passive MC"),

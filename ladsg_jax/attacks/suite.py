@@ -55,6 +55,8 @@ class AttackRunner:
         scored = {"metric": metric, "score": value}
         if "train_score" in out:
             scored["train_score"] = grade(out["train_score"])[1]
+        if "choice" in out:            # what the attack chose itself, from what it holds
+            scored["choice"] = str(out["choice"])
         if "readings" in out:
             scored["reading"] = out["reading"]
             scored["readings"] = {k: grade(p)[1] for k, p in out["readings"].items()}
@@ -174,6 +176,8 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         if done and "train_score" in done[0]:
             record["train"] = summary([None if r is None else r["train_score"]
                                        for r in per_seed])
+        if done and "choice" in done[0]:
+            record["choices"] = [None if r is None else r["choice"] for r in per_seed]
         if done and "readings" in done[0]:             # the direct attacks' other readings
             record["reading"] = done[0]["reading"]
             record["readings"] = {k: summary([None if r is None else r["readings"][k]

@@ -1,0 +1,106 @@
+"""The adaptive attacks' parts (issue 34) on hand-built cases: the entry features of a message
+record, the choice by cross-validation on the known labels, and the entry scorer on true
+no-top-model messages."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ladsg_jax.attacks.adaptive import (COMBINATIONS, EntryScorer, LabelClassifier, combine,
+                                        entry_features, folds, learned)
+from ladsg_jax.vfl.train import WireRecord
+
+
+def record(messages, indices):
+    """A one-party wire: messages (E, batches, B, d), indices (E, batches, B)."""
+    return WireRecord(jnp.asarray(indices), (jnp.asarray(messages, jnp.float32),))
+
+
+def test_entry_features_by_hand():
+    """Two samples, two epochs, three classes, batch size 2 (the scale the features use)."""
+    m = np.array([[[[-0.3, 0.1, 0.2], [0.1, 0.1, -0.2]]],
+                  [[[0.1, -0.2, 0.1], [0.0, 0.3, -0.3]]]])            # (E=2, 1 batch, B=2, 3)
+    features, seen = entry_features(record(m, [[[0, 1]], [[1, 0]]]), 2, batch_size=2)
+    assert features.shape == (2, 3, 3 * 2 + 7) and seen.tolist() == [True, True]
+    sample0 = 2 * np.array([[-0.3, 0.1, 0.2], [0.0, 0.3, -0.3]])        # its epochs' messages
+    np.testing.assert_allclose(features[0, :, 0:2], sample0.T, atol=1e-6)          # scaled
+    centred = sample0 - sample0.mean(1, keepdims=True)
+    np.testing.assert_allclose(features[0, :, 2:4], centred.T, atol=1e-6)
+    unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    np.testing.assert_allclose(features[0, :, 4:6], unit.T, atol=1e-6)
+    np.testing.assert_allclose(features[0, :, 4:6].sum(0), 0.0, atol=1e-6)  # centred: sum 0
+    summaries = features[0, :, 6:]
+    np.testing.assert_allclose(summaries[:, 0], unit.mean(0), atol=1e-6)
+    np.testing.assert_allclose(summaries[:, 1], unit.min(0), atol=1e-6)
+    np.testing.assert_allclose(summaries[:, 2], unit.max(0), atol=1e-6)
+    np.testing.assert_allclose(summaries[:, 3], [0.5, 0.0, 0.5])       # smallest in 1 of 2
+    np.testing.assert_allclose(summaries[:, 4], [0.25, 0.75, 0.5])      # mean rank / (d − 1)
+    np.testing.assert_allclose(summaries[:, 5], sample0.min(0), atol=1e-6)
+    np.testing.assert_allclose(summaries[:, 6], sample0.mean(0), atol=1e-6)
+
+
+def test_a_sample_an_epoch_missed_counts_as_its_mean():
+    m = np.array([[[[-0.3, 0.3], [0.2, -0.2]]], [[[-0.1, 0.1], [9.0, 9.0]]]])
+    features, seen = entry_features(record(m, [[[0, 1]], [[0, 2]]]), 3, batch_size=1)
+    assert seen.tolist() == [True, True, True]
+    np.testing.assert_allclose(features[1, :, 0:2], [[0.2, 0.2], [-0.2, -0.2]], atol=1e-6)
+
+
+def test_the_entry_scorer_reads_true_messages_from_a_few_labels():
+    """Messages softmax − onehot over 3 epochs of 400 samples, 10 classes: 40 known labels
+    (4 a class) suffice for every sample."""
+    key = jax.random.key(0)
+    labels = jax.random.randint(key, (400,), 0, 10)
+    messages = []
+    for epoch in range(3):
+        logits = jax.random.normal(jax.random.fold_in(key, epoch + 1), (400, 10))
+        messages.append(jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(
+            z, labels).mean())(logits))
+    wire = record(np.stack(messages)[:, None], np.tile(np.arange(400), (3, 1, 1)))
+    features, _ = entry_features(wire, 400, batch_size=400)
+    labels = np.asarray(labels)
+    known = np.concatenate([np.flatnonzero(labels == c)[:4] for c in range(10)])
+    part = learned(EntryScorer(), features, known, labels[known], folds(labels[known]))
+    assert part["accuracy"] == 1.0
+    assert np.mean(part["log_probs"].argmax(1) == labels) == 1.0
+
+
+def test_cross_validation_picks_c_on_the_known_labels_only():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    x = rng.normal(size=(90, 5)) + 3 * np.eye(3, 5)[y]
+    known = np.concatenate([np.flatnonzero(y == c)[:4] for c in range(3)])
+    part = learned(LabelClassifier(3), x, known, y[known], folds(y[known]))
+    assert part["accuracy"] >= 0.9 and part["out_of_fold"].shape == (12, 3)
+    assert np.mean(part["log_probs"].argmax(1) == y) > 0.9
+    lonely = learned(LabelClassifier(3), x, known[[0, 4, 5, 8, 9]], y[known[[0, 4, 5, 8, 9]]],
+                     folds(y[known[[0, 4, 5, 8, 9]]]))   # one known label of class 0: no folds
+    assert np.isnan(lonely["accuracy"]) and lonely["c"] == 1.0
+
+
+def oof_part(accuracy, right, y):
+    """A part's cross-validated accuracy and out-of-fold log-probabilities: confident and
+    right on the samples in `right`, mildly wrong on the others (or uniform, right=None)."""
+    oof = np.log(np.full((len(y), 2), 0.5))
+    for i in range(len(y)) if right is not None else ():
+        p = [0.9, 0.1] if i in right else [0.4, 0.6]
+        oof[i] = np.log(p if y[i] == 0 else p[::-1])
+    return {"accuracy": accuracy, "out_of_fold": oof, "log_probs": oof}
+
+
+@pytest.mark.parametrize("accuracies, complementary, chosen", [
+    ((0.5, 0.7), True, "product"),       # each right where the other is wrong: product 1.0
+    ((0.5, 0.7), False, "own"),          # uninformative parts: product at 0.5
+    ((0.7, 0.5), False, "messages"),
+    ((0.5, 0.5), False, "messages")])    # equals: the first in COMBINATIONS order
+def test_the_combination_is_never_below_its_better_part_on_the_known_labels(
+        accuracies, complementary, chosen):
+    y = np.array([0, 1, 0, 1])
+    messages = oof_part(accuracies[0], [0, 1] if complementary else None, y)
+    own = oof_part(accuracies[1], [2, 3] if complementary else None, y)
+    name, scored = combine(messages, own, y)
+    assert name == chosen
+    assert scored["product"] == (1.0 if complementary else 0.5)
+    assert scored[name] >= max(accuracies)
+    assert set(COMBINATIONS) <= set(scored)
