@@ -7,7 +7,8 @@ Fu et al.'s malicious optimizer: active model completion), over seeds. The direc
 readings (first, last, minimum and averaged epoch; `attacks/direct.py`) give one more entry,
 `direct_strongest`: the strongest of them, which ranks the defense. `add_comparisons` adds, per
 attack, the relative reduction against the undefended row, the excess over the attacker's
-raw-feature floor, and two defense capability scores: `dcs`, VFLAIR's (`get_dcs` of
+raw-feature floor (the better of the baselines that read no VFL run: `raw_mc`,
+`raw_classifier`), and two defense capability scores: `dcs`, VFLAIR's (`get_dcs` of
 data_process.py, ideal attack performance 0), and `dcs_chance`, ours (ideal: the attack's
 chance level). A seed whose training
 diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many (`diverged`,
@@ -21,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import attack_groups
+from ladsg_jax.attacks.registry import ATTACKS, attack_groups, floor_record
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
@@ -155,10 +156,12 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     for row in rows:
         base = next(r for r in rows
                     if r["dataset"] == row["dataset"] and r["setting"] == baseline)
-        floor = row["attacks"].get("raw_mc", {}).get("mean")
+        floor = (floor_record(row["attacks"]) or {}).get("mean")
         main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
-        ranked = {name for name in row["attacks"] if name != "raw_mc"}
+        baseline_names = {name for name in row["attacks"]
+                          if name in ATTACKS and ATTACKS[name].training == "none"}
+        ranked = set(row["attacks"]) - baseline_names
         if STRONGEST_DIRECT in row["attacks"]:
             ranked -= set(DIRECT_FAMILY)
         scores = {"dcs": [], "dcs_chance": []}
@@ -167,10 +170,10 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
             scored = ap is not None
             attack["reduction"] = (metrics.reduction(before, ap) if before and scored
                                    else None)
-            attack["excess"] = (None if attack["metric"] == "auc" or name == "raw_mc"
+            attack["excess"] = (None if attack["metric"] == "auc" or name in baseline_names
                                 or floor is None or not scored
                                 else metrics.excess(ap, floor))
-            if name == "raw_mc":
+            if name in baseline_names:
                 continue
             known = scored and mp is not None and mp_star is not None
             ideals = {"dcs": 0.0, "dcs_chance": row["chance"][attack["metric"]]}

@@ -7,7 +7,8 @@ defense capability scores at the strongest attack (VFLAIR's DCS, Zou et al. 2024
 ideal attack performance 0, `dcs_chance` with the attack's chance level; DESIGN §6).
 
 The strongest attack is the highest mean among the attacks that read the VFL run: not the
-raw-feature baseline (`raw_mc`, an attack whose training is "none": the floor, shown beside it)
+raw-feature baselines (`raw_mc`, `raw_classifier`: attacks whose training is "none"; the
+better of them is the floor, shown beside it)
 and not the leak AUCs (another scale; they keep their columns); a direct attack's other
 readings (`attacks/direct.py`) are candidates too. A defense is as good as the strongest attack
 tried against it, so this is the column to rank by. The DCS needs the undefended MP of the same
@@ -23,7 +24,6 @@ import os
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import RECORD_SCHEMA, mean_std
 
-FLOOR = "raw_mc"
 UNRANKED_METRICS = ("auc",)
 
 
@@ -127,7 +127,7 @@ def strongest(attacks: dict) -> dict | None:
     candidates = []
     for name, record in attacks.items():
         spec = ATTACKS.get(name)
-        if (name == FLOOR or (spec is not None and spec.training == "none")
+        if ((spec is not None and spec.training == "none")
                 or record.get("metric") in UNRANKED_METRICS):
             continue
         candidates.append((name if "reading" not in record else f"{name}:{record['reading']}",
@@ -145,10 +145,11 @@ def strongest(attacks: dict) -> dict | None:
 def add_scores(rows: list[dict]) -> None:
     """Adds to each row its strongest attack, its floor and both DCS (module docstring)."""
     from ladsg_jax import metrics
+    from ladsg_jax.attacks.registry import floor_record
 
     for row in rows:
         row["strongest"] = strongest(row["attacks"])
-        row["floor"] = row["attacks"].get(FLOOR)
+        row["floor"] = floor_record(row["attacks"])
     for row in rows:            # the raw floor reads no VFL run: the same in every setting
         row["floor"] = row["floor"] or next(
             (r["floor"] for r in rows if r["floor"] and r["path"] == row["path"]
@@ -180,7 +181,8 @@ def attack_names(rows: list[dict]) -> list[str]:
     """The attacks scored in any row, in the registry's table order (a plugin's after)."""
     from ladsg_jax.attacks.registry import ATTACKS
 
-    found = {n for r in rows for n in r["attacks"] if n != FLOOR}
+    found = {n for r in rows for n in r["attacks"]
+             if not (n in ATTACKS and ATTACKS[n].training == "none")}
     return [n for n in ATTACKS if n in found] + sorted(found - set(ATTACKS))
 
 
@@ -195,7 +197,9 @@ def cells(row: dict, names: list[str]) -> dict[str, str]:
                                            if row["diverged"] else ""),
             "MP": text(row["mp"]),
             "strongest": "–" if best is None else f"{text(best)} ({best['from']})",
-            "raw floor": text(row["floor"]), "DCS": number(row["dcs"]),
+            "raw floor": ("–" if row["floor"] is None else
+                          f"{text(row['floor'])} ({row['floor']['from']})"),
+            "DCS": number(row["dcs"]),
             "DCS (chance)": number(row["dcs_chance"]),
             **{name: text(row["attacks"].get(name)) for name in names}}
 

@@ -66,7 +66,8 @@ def test_rows_rank_by_the_strongest_attack_with_both_dcs(runs):
     assert direct["strongest"]["from"].startswith("direct_argmin")
     assert direct["strongest"]["mean"] >= base["attacks"]["direct_argmin"]["mean"]
     # the raw floor trains no VFL run: the run's one number stands in both of its settings
-    assert direct["floor"] == base["attacks"]["raw_mc"] and "raw_mc" not in direct["attacks"]
+    assert direct["floor"] == {**base["attacks"]["raw_mc"], "from": "raw_mc"}
+    assert "raw_mc" not in direct["attacks"]
     assert key["base", "top_mlp", "none"]["strongest"] is None
     ap, mp = direct["strongest"]["mean"], direct["mp"]["mean"]
     assert direct["dcs"] == pytest.approx(1 / (1 + math.sqrt(0.5 * ap ** 2)))  # MP* = its own
@@ -76,9 +77,11 @@ def test_rows_rank_by_the_strongest_attack_with_both_dcs(runs):
     assert mp == base["main_task_by_setting"]["top_none"]["mean"]
     for scale in ("0.001", "0.5"):
         row = key["lap", "top_mlp", f"laplace scale={scale}"]
-        assert row["floor"]["mean"] == row["attacks"]["raw_mc"]["mean"]
+        floors = {n: row["attacks"][n]["mean"] for n in ("raw_mc", "raw_classifier")}
+        assert row["floor"]["mean"] == max(floors.values())          # the better baseline
+        assert row["floor"]["from"] == max(floors, key=floors.get)
         ranked = [a["mean"] for n, a in row["attacks"].items()
-                  if n != "raw_mc" and a["metric"] != "auc" and a["mean"] is not None]
+                  if n not in floors and a["metric"] != "auc" and a["mean"] is not None]
         assert row["strongest"]["mean"] == max(ranked)
         d_mp = max(key["base", "top_mlp", "none"]["mp"]["mean"] - row["mp"]["mean"], 0)
         expected = 1 / (1 + math.sqrt(0.5 * row["strongest"]["mean"] ** 2 + 0.5 * d_mp ** 2))
@@ -134,3 +137,13 @@ def test_bad_inputs_are_one_line(tmp_path, capsys, content, message):
     empty.mkdir()
     assert main(["table", str(empty)]) == 2
     assert "no result.json below this folder" in capsys.readouterr().err
+
+
+def test_the_floor_is_the_better_baseline_that_reads_no_vfl_run():
+    from ladsg_jax.attacks.registry import floor_record
+
+    attacks = {"raw_mc": {"mean": 0.56, "std": 0.1}, "raw_classifier": {"mean": 0.71, "std": 0.0},
+               "combined_classifier": {"mean": 0.9, "std": 0.0}, "mine": {"mean": 0.99}}
+    assert floor_record(attacks) == {"mean": 0.71, "std": 0.0, "from": "raw_classifier"}
+    assert floor_record({**attacks, "raw_classifier": {"mean": None}})["from"] == "raw_mc"
+    assert floor_record({"combined_classifier": {"mean": 0.9}}) is None

@@ -46,6 +46,10 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
                      "raw features (no VFL signal; AP_raw of DESIGN §6)", completion.run_raw,
            "completion", ("features",) + KNOWN, training="none", column="raw",
            label="raw features"),
+    Attack("raw_classifier", "baseline: logistic regression of the attacker's raw features "
+                             "from the known labels (no VFL signal; the floor with raw_mc)",
+           adaptive.run_raw_classifier, "completion", ("features",) + KNOWN, training="none",
+           column="raw-lr", label="raw features (logistic)"),
     Attack("norm_scoring", "norm scoring of messages (Li et al. 2022)", scoring.run_norm, "auc",
            ("wire_all",) + KNOWN, binary_only=True, column="norm", label="norm scoring"),
     Attack("direction_scoring", "direction scoring against a known positive's message "
@@ -113,6 +117,19 @@ def attack_groups(num_classes: int | None = None) -> dict[str, tuple]:
     return {group: tuple(name for name, a in ATTACKS.items() if a.group == group
                          and (num_classes is None or not (a.binary_only and num_classes != 2)))
             for group in GROUPS}
+
+
+def floor_record(attacks: dict) -> dict | None:
+    """The raw-feature floor among a row's attack records ({name: {"mean", ...}}): the best
+    mean of the attacks that read no VFL run (training "none": `raw_mc`, `raw_classifier`),
+    with `from` naming it; None when none of them was scored."""
+    scored = [(name, record) for name, record in attacks.items()
+              if name in ATTACKS and ATTACKS[name].training == "none"
+              and record.get("mean") is not None]
+    if not scored:
+        return None
+    name, record = max(scored, key=lambda item: item[1]["mean"])
+    return {**record, "from": name}
 
 
 def columns() -> tuple[tuple[str, str], ...]:
