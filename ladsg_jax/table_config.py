@@ -90,8 +90,12 @@ DEMO_LEGEND = (
     "on one epoch's messages (top model none; --direct-epoch, default the first, as Fu et al. "
     "read them); avg-argmin: the adaptive attack, argmin of each sample's messages averaged "
     "over the epochs; direct max: the strongest of every direct reading (first, last, minimum "
-    "and averaged epoch); passive/active/raw: model completion "
+    "and averaged epoch); msg-clf/combined: the adaptive classifiers learned from the known "
+    "labels (top model none; top-1 on the training samples): of the messages over every "
+    "epoch, and their best combination with the attacker's own features; "
+    "passive/active/raw: model completion "
     "with MixMatch, F1 (binary) or top-1 on the test set, raw = fresh bottom on raw features; "
+    "raw-lr: logistic regression of the raw features, scored as raw (the floor is the better); "
     "norm/direction: leak AUC per batch; clust-emb/clust-msg: k-means top-1; invert(+head): "
     "gradient inversion top-1.")
 
