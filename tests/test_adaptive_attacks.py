@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from ladsg_jax.attacks.adaptive import (COMBINATIONS, EntryScorer, LabelClassifier, combine,
-                                        entry_features, folds, learned)
+                                        entry_features, folds, known_log_likelihood, learned)
 from ladsg_jax.vfl.train import WireRecord
 
 
@@ -73,34 +73,46 @@ def test_cross_validation_picks_c_on_the_known_labels_only():
     known = np.concatenate([np.flatnonzero(y == c)[:4] for c in range(3)])
     part = learned(LabelClassifier(3), x, known, y[known], folds(y[known]))
     assert part["accuracy"] >= 0.9 and part["out_of_fold"].shape == (12, 3)
+    assert part["log_likelihood"] > np.log(0.5) and part["c"] in (0.003, 0.01, 0.03, 0.1, 0.3,
+                                                                  1.0, 10.0, 100.0)
     assert np.mean(part["log_probs"].argmax(1) == y) > 0.9
     lonely = learned(LabelClassifier(3), x, known[[0, 4, 5, 8, 9]], y[known[[0, 4, 5, 8, 9]]],
                      folds(y[known[[0, 4, 5, 8, 9]]]))   # one known label of class 0: no folds
-    assert np.isnan(lonely["accuracy"]) and lonely["c"] == 1.0
+    assert np.isnan(lonely["log_likelihood"]) and lonely["c"] == 1.0
 
 
-def oof_part(accuracy, right, y):
-    """A part's cross-validated accuracy and out-of-fold log-probabilities: confident and
-    right on the samples in `right`, mildly wrong on the others (or uniform, right=None)."""
+def oof_part(right, y, confident=True):
+    """A part's out-of-fold log-probabilities for two classes: right with 0.9 on the samples
+    in `right` (0.6 when not `confident`), wrong with 0.6 on the others; uniform when `right`
+    is None. Its log-likelihood is computed here, as `learned` would."""
     oof = np.log(np.full((len(y), 2), 0.5))
     for i in range(len(y)) if right is not None else ():
-        p = [0.9, 0.1] if i in right else [0.4, 0.6]
+        p = ([0.9, 0.1] if confident else [0.6, 0.4]) if i in right else [0.4, 0.6]
         oof[i] = np.log(p if y[i] == 0 else p[::-1])
-    return {"accuracy": accuracy, "out_of_fold": oof, "log_probs": oof}
+    return {"log_likelihood": known_log_likelihood(oof, y), "out_of_fold": oof,
+            "log_probs": oof}
 
 
-@pytest.mark.parametrize("accuracies, complementary, chosen", [
-    ((0.5, 0.7), True, "product"),       # each right where the other is wrong: product 1.0
-    ((0.5, 0.7), False, "own"),          # uninformative parts: product at 0.5
-    ((0.7, 0.5), False, "messages"),
-    ((0.5, 0.5), False, "messages")])    # equals: the first in COMBINATIONS order
+@pytest.mark.parametrize("messages_right, own_right, chosen", [
+    ([0, 1], [2, 3], "product"),     # each right where the other is wrong: the product wins
+    (None, [0, 1, 2, 3], "own"),     # uninformative messages: own = product, own comes first
+    ([0, 1, 2, 3], None, "messages"),
+    (None, None, "messages")])       # equals: the first in COMBINATIONS order
 def test_the_combination_is_never_below_its_better_part_on_the_known_labels(
-        accuracies, complementary, chosen):
+        messages_right, own_right, chosen):
     y = np.array([0, 1, 0, 1])
-    messages = oof_part(accuracies[0], [0, 1] if complementary else None, y)
-    own = oof_part(accuracies[1], [2, 3] if complementary else None, y)
+    messages, own = oof_part(messages_right, y), oof_part(own_right, y)
     name, scored = combine(messages, own, y)
     assert name == chosen
-    assert scored["product"] == (1.0 if complementary else 0.5)
-    assert scored[name] >= max(accuracies)
+    assert scored[name] >= max(messages["log_likelihood"], own["log_likelihood"]) - 1e-12
+    expected = np.log(0.9 * 0.4 / (0.9 * 0.4 + 0.1 * 0.6))      # right 0.9 times wrong 0.6
+    if messages_right == [0, 1]:
+        assert scored["product"] == pytest.approx(expected)
     assert set(COMBINATIONS) <= set(scored)
+
+
+def test_held_out_log_likelihood_prefers_calibrated_confidence():
+    y = np.array([0, 1, 0, 1])
+    sure, unsure = oof_part([0, 1, 2, 3], y), oof_part([0, 1, 2, 3], y, confident=False)
+    assert sure["log_likelihood"] == pytest.approx(np.log(0.9))
+    assert unsure["log_likelihood"] == pytest.approx(np.log(0.6))
