@@ -116,3 +116,22 @@ def test_held_out_log_likelihood_prefers_calibrated_confidence():
     sure, unsure = oof_part([0, 1, 2, 3], y), oof_part([0, 1, 2, 3], y, confident=False)
     assert sure["log_likelihood"] == pytest.approx(np.log(0.9))
     assert unsure["log_likelihood"] == pytest.approx(np.log(0.6))
+
+
+def test_centring_undoes_a_two_class_cosine_substitute():
+    """Without a top model a two-class message is g = (a, −a): the only direction orthogonal
+    to it is the ones vector, so the cosine substitute ρ·ĝ + √(1−ρ²)·û centred is exactly
+    ρ·ĝ, and its argmin (which centring never moves) is the label's."""
+    from ladsg_jax.defenses.substitute import cosine_substitute
+
+    key = jax.random.key(3)
+    logits = jax.random.normal(key, (64, 2))
+    labels = jax.random.randint(jax.random.fold_in(key, 1), (64,), 0, 2)
+    g = jax.nn.softmax(logits) - jax.nn.one_hot(labels, 2)
+    u = jax.random.normal(jax.random.fold_in(key, 2), (64, 2))
+    for rho in (0.1, 0.5, 0.9):
+        s = cosine_substitute(g, rho, u)
+        centred = s - s.mean(-1, keepdims=True)
+        g_hat = g / jnp.linalg.norm(g, axis=-1, keepdims=True)
+        np.testing.assert_allclose(centred, rho * g_hat, atol=1e-5)
+        np.testing.assert_array_equal(jnp.argmin(s, -1), labels)
