@@ -338,3 +338,27 @@ def test_the_defense_table_command_writes_complete_tables(tmp_path, breast_cance
     assert argmin["readings"]["last"]["mean"] < argmin["mean"] - 0.1
     assert laplace["attacks"]["direct_strongest"]["mean"] >= argmin["mean"]
     assert "| laplace scale 0.002 |" in open(str(tmp_path / "table.md")).read()
+
+
+def test_each_passive_party_draws_its_own_noise_by_default():
+    """The default forward gives party 0 the step's key and folds the position of every later
+    party into it: with three parties, Laplace noise on the same message differs between the
+    two passive parties (it was identical before), and a two-party run draws as before."""
+    import jax
+    import jax.numpy as jnp
+
+    from ladsg_jax.defenses import make_defense
+
+    laplace = make_defense("laplace", scale=0.1)
+    hp = laplace.hparams()
+    key = jax.random.key(4)
+    ctx = {"key": key, "labels": jnp.zeros(8, jnp.int32)}
+    hs = (jnp.ones((8, 3)), jnp.ones((8, 3)), jnp.ones((8, 3)))
+    _, contexts, _ = laplace.forward(hp, None, hs, ctx, None)
+    assert contexts[0] is ctx
+    assert jax.random.key_data(contexts[1]["key"]).tolist() == \
+        jax.random.key_data(jax.random.fold_in(key, 1)).tolist()
+    g = jnp.zeros((8, 3))
+    first, second = laplace.cut(hp, g, contexts[0]), laplace.cut(hp, g, contexts[1])
+    assert float(jnp.max(jnp.abs(first - second))) > 0.01
+    np.testing.assert_array_equal(first, hp["scale"] * jax.random.laplace(key, g.shape))

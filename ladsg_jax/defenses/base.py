@@ -26,6 +26,18 @@ WHOLE_BATCH = "whole_batch"    # the forward pass, the loss or the update need t
 NEEDS = (PER_SAMPLE, BATCH_CUT, WHOLE_BATCH)
 
 
+def party_context(ctx: dict, k: int) -> dict:
+    """Passive party k's cut context by default: the step's, with the key folded with k for
+    every party after the first (`fold_in(key, k)`), so that with several passive parties
+    their cuts draw different numbers, while party 0 keeps the step's key (two-party runs draw
+    as they always did)."""
+    if k == 0 or "key" not in ctx:
+        return ctx
+    import jax
+
+    return {**ctx, "key": jax.random.fold_in(ctx["key"], k)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Defense:
     """No defense: the targets as given (one-hot), the true message sent back, no filtering.
@@ -93,7 +105,8 @@ class Defense:
         return targets
 
     def forward(self, hp, state, hs: tuple, ctx: dict | None, top_fn):
-        return hs, None if ctx is None else tuple(ctx for _ in hs[:-1]), None
+        return hs, None if ctx is None else tuple(party_context(ctx, k)
+                                                  for k in range(len(hs) - 1)), None
 
     def cut(self, hp, g: jax.Array, ctx: dict) -> jax.Array:
         return g
