@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import ATTACKS, attack_groups, floor_record
+from ladsg_jax.attacks.registry import attack_groups, floor_record, is_baseline
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
@@ -159,8 +159,7 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
         floor = (floor_record(row["attacks"]) or {}).get("mean")
         main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
-        baseline_names = {name for name in row["attacks"]
-                          if name in ATTACKS and ATTACKS[name].training == "none"}
+        baseline_names = set(filter(is_baseline, row["attacks"]))
         ranked = set(row["attacks"]) - baseline_names
         if STRONGEST_DIRECT in row["attacks"]:
             ranked -= set(DIRECT_FAMILY)

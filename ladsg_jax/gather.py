@@ -122,13 +122,11 @@ def rows_of(path: str, record: dict) -> list[dict]:
 
 def strongest(attacks: dict) -> dict | None:
     """The strongest attack's summary with `from` naming it (module docstring), or None."""
-    from ladsg_jax.attacks.registry import ATTACKS
+    from ladsg_jax.attacks.registry import is_baseline
 
     candidates = []
     for name, record in attacks.items():
-        spec = ATTACKS.get(name)
-        if ((spec is not None and spec.training == "none")
-                or record.get("metric") in UNRANKED_METRICS):
+        if is_baseline(name) or record.get("metric") in UNRANKED_METRICS:
             continue
         candidates.append((name if "reading" not in record else f"{name}:{record['reading']}",
                            record))
@@ -179,10 +177,9 @@ def gather(paths: list[str]) -> list[dict]:
 
 def attack_names(rows: list[dict]) -> list[str]:
     """The attacks scored in any row, in the registry's table order (a plugin's after)."""
-    from ladsg_jax.attacks.registry import ATTACKS
+    from ladsg_jax.attacks.registry import ATTACKS, is_baseline
 
-    found = {n for r in rows for n in r["attacks"]
-             if not (n in ATTACKS and ATTACKS[n].training == "none")}
+    found = {n for r in rows for n in r["attacks"] if not is_baseline(n)}
     return [n for n in ATTACKS if n in found] + sorted(found - set(ATTACKS))
 
 

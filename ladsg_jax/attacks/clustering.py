@@ -14,6 +14,7 @@ import numpy as np
 from ladsg_jax.attacks.predictions import Predictions
 from ladsg_jax.attacks.view import mean_messages_per_sample
 from ladsg_jax.chunks import map_in_chunks
+from ladsg_jax.data.scaling import column_scaling
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.models import apply_stateful
 
@@ -22,8 +23,8 @@ def standardize(features) -> np.ndarray:
     """Features (N, ...) flattened to (N, F), each column centred and scaled to unit variance
     (constant columns are only centred)."""
     features = np.asarray(features, np.float64).reshape(len(features), -1)
-    std = features.std(axis=0)
-    return (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    mean, std = column_scaling(features)
+    return (features - mean) / std
 
 
 def known_class_means(features, known_indices, known_labels, num_classes: int):
@@ -104,12 +105,18 @@ def cluster_rows(context, view, features, seen) -> dict:
     return {"score": Predictions(index=rows, labels=predicted)}
 
 
-def run_embeddings(context, view, key):
-    """k-means of the attacker's own embeddings of its training features."""
+def embeddings(context, view) -> np.ndarray:
+    """The attacker's bottom model's embeddings of its training features (one jitted program
+    per context, in chunks of the evaluation batch)."""
     bottom, chunk = context.bottom, context.config.eval_batch_size
     embed = context.cached("embed", lambda: jax.jit(lambda p, s, x: map_in_chunks(
         lambda c: apply_stateful(bottom, p, s, c, False)[0], x, chunk)))
-    features = np.asarray(embed(view.bottom_params, view.bottom_stats, view.train_x))
+    return np.asarray(embed(view.bottom_params, view.bottom_stats, view.train_x))
+
+
+def run_embeddings(context, view, key):
+    """k-means of the attacker's own embeddings of its training features."""
+    features = embeddings(context, view)
     return cluster_rows(context, view, features, np.ones(features.shape[0], bool))
 
 

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ladsg_jax.attacks.mixmatch import (epoch_batch, interleave_halves, linear_rampup,  # noqa: F401
+from ladsg_jax.attacks.mixmatch import (epoch_batch, interleave_halves, linear_rampup,
                                         mixmatch_loss, mixup, sharpen, shrink,
                                         unlabelled_indices, weight_average_step)
 from ladsg_jax.attacks.predictions import Predictions

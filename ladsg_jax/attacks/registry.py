@@ -119,13 +119,18 @@ def attack_groups(num_classes: int | None = None) -> dict[str, tuple]:
             for group in GROUPS}
 
 
+def is_baseline(name: str) -> bool:
+    """Whether `name` is a registered attack that reads no VFL run (training "none": the
+    raw-feature floors), never a candidate for the strongest attack."""
+    return name in ATTACKS and ATTACKS[name].training == "none"
+
+
 def floor_record(attacks: dict) -> dict | None:
     """The raw-feature floor among a row's attack records ({name: {"mean", ...}}): the best
     mean of the attacks that read no VFL run (training "none": `raw_mc`, `raw_classifier`),
     with `from` naming it; None when none of them was scored."""
     scored = [(name, record) for name, record in attacks.items()
-              if name in ATTACKS and ATTACKS[name].training == "none"
-              and record.get("mean") is not None]
+              if is_baseline(name) and record.get("mean") is not None]
     if not scored:
         return None
     name, record = max(scored, key=lambda item: item[1]["mean"])

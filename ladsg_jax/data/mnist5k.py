@@ -7,10 +7,9 @@ The file ships unsplit: the reader returns the stratified 80/20 split (seed 0), 
 """
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 
+from ladsg_jax.data.sklearn_files import read_pixel_rows
 from ladsg_jax.data.splits import split_arrays
 from ladsg_jax.errors import ConfigError
 
@@ -20,15 +19,7 @@ NUM_CLASSES = 10
 
 def read_mnist5k_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28, 1) uint8, labels (N,) int64) from the CSV (gzipped or not)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rt") as f:
-            rows = np.loadtxt(f, delimiter=",", ndmin=2)
-    except (OSError, ValueError) as err:
-        raise ConfigError("source", f"{path}: not a CSV of numbers ({err})") from None
-    if rows.shape[1] != SIDE * SIDE + 1:
-        raise ConfigError("source", f"{path}: mnist5k rows need {SIDE * SIDE} pixels and a label, "
-                                    f"got {rows.shape[1]} values")
+    rows = read_pixel_rows(path, SIDE * SIDE, "mnist5k")
     pixels, labels = rows[:, :-1], rows[:, -1]
     if np.any(pixels < 0) or np.any(pixels > 255) or np.any(pixels != np.round(pixels)):
         raise ConfigError("source", f"{path}: pixels must be integers in 0..255")

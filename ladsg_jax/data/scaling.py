@@ -23,6 +23,13 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
 
 
+def column_scaling(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation over the rows of x (a constant column's
+    deviation taken as 1, so scaling by it only centres)."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
 def standardize_images(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(images / 255 − mean) / std per channel, as float32: a lookup of each uint8 value."""
     table = (np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0) - mean) / std
@@ -52,8 +59,7 @@ def normalize(raw: dict, name: str) -> dict:
         train_x, test_x = (standardize_images(train_x, mean, std),
                            standardize_images(test_x, mean, std))
     elif raw["kind"] == "tabular":
-        mean, std = train_x.mean(axis=0), train_x.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
+        mean, std = column_scaling(train_x)
         train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     return {**raw, "train_x": train_x.astype(np.float32, copy=False),
             "test_x": test_x.astype(np.float32, copy=False)}

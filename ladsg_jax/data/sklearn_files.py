@@ -34,14 +34,24 @@ def read_breast_cancer_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
     return rows[:, :-1].astype(np.float32), rows[:, -1].astype(np.int64)
 
 
+def read_pixel_rows(path: str, pixels: int, name: str) -> np.ndarray:
+    """The rows of a headerless CSV (gzipped or not) of `pixels` values then the label each,
+    as floats; a file that is not such a CSV is a `ConfigError` naming it and `name`'s shape."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt") as f:
+            rows = np.loadtxt(f, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as err:
+        raise ConfigError("source", f"{path}: not a CSV of numbers ({err})") from None
+    if rows.shape[1] != pixels + 1:
+        raise ConfigError("source", f"{path}: {name} rows need {pixels} pixels and a label, "
+                                    f"got {rows.shape[1]} values")
+    return rows
+
+
 def read_digits_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Reads scikit-learn's digits.csv.gz: rows of 64 pixel values (0..16) then the label."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as f:
-        rows = np.loadtxt(f, delimiter=",", ndmin=2)
-    if rows.shape[1] != 65:
-        raise ConfigError("source", f"{path}: digits rows need 64 pixels and a label, "
-                                    f"got {rows.shape[1]} values")
+    rows = read_pixel_rows(path, 64, "digits")
     return rows[:, :-1].reshape(-1, 8, 8, 1).astype(np.float32), rows[:, -1].astype(np.int64)
 
 
