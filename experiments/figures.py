@@ -14,8 +14,8 @@ another file of the same form, which may name the defenses and attacks of `--plu
 with their registry labels in the figures). Results go to `runs/<experiment>/<size>/`: `results.json`
 (every record, rewritten atomically after each one), `results.csv`, `results.md` (the table
 behind the figure) and `<experiment>.png`. Every number is mean ± std over the seeds, run by
-the seeds strategy `auto` picks (one vmapped call on a GPU); DCS (VFLAIR) sits beside each
-defense. A killed run resumes: finished records are not run again, and the training run that
+the seeds strategy `auto` picks (one vmapped call on a GPU); the strongest of the figure's
+attacks by label recovery (`ladsg_jax.ranking`) and DCS (VFLAIR) at it sit beside each defense. A killed run resumes: finished records are not run again, and the training run that
 was interrupted continues from its last orbax checkpoint (under `checkpoints/`).
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ from ladsg_jax.presets import preset_config
 from ladsg_jax.provenance import provenance
 from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
                                write_records, write_text_atomic)
-from ladsg_jax.table_render import score_cell, setting_label
+from ladsg_jax.table_render import ranked_cell, score_cell, setting_label
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -147,7 +147,10 @@ def attack_csv_rows(rows: list[dict], extra: tuple = ()) -> list[dict]:
     for r in rows:
         base = {"dataset": r["dataset"], "setting": r["setting"],
                 **{k: r.get(k) for k in extra}, "dcs": r["dcs"],
-                "dcs_chance": r.get("dcs_chance")}
+                "dcs_chance": r.get("dcs_chance"),
+                "strongest": (r.get("strongest") or {}).get("from"),
+                "strongest_mean": (r.get("strongest") or {}).get("mean"),
+                "floor_mean": (r.get("floor") or {}).get("mean")}
         for run, mp in r["main_task"].items():
             out.append({**base, "measure": f"main_task_{run}", "mean": mp["mean"],
                         "std": mp["std"], "reduction": None})
@@ -163,8 +166,8 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
         mine = [r for r in rows if r["dataset"] == dataset]
         lines += [f"### {dataset} ({mine[0]['seeds']} seeds, mean ± std)", "",
                   "| setting | MP top mlp | MP top none | "
-                  + " | ".join(attack_label(a) for a in attacks) + " | DCS | DCS (chance) |",
-                  "|---" * (5 + len(attacks)) + "|"]
+                  + " | ".join(attack_label(a) for a in attacks)
+                  + " | strongest | DCS | DCS (chance) |", "|---" * (6 + len(attacks)) + "|"]
         for r in mine:
             mp = r["main_task"]
             cells = [mean_std(mp[k]) if k in mp else "–" for k in ("top_mlp", "top_none")]
@@ -176,7 +179,8 @@ def attack_markdown(rows: list[dict], attacks: list[str]) -> str:
                     cell += f" ({100 * at['reduction']:+.0f}%)"
                 cells.append(cell)
             lines.append(f"| {setting_label(r)} | " + " | ".join(cells)
-                         + f" | {score_cell(r['dcs'])} | {score_cell(r.get('dcs_chance'))} |")
+                         + f" | {ranked_cell(r.get('strongest'))} | {score_cell(r['dcs'])}"
+                           f" | {score_cell(r.get('dcs_chance'))} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -5,15 +5,15 @@ A row is the demo's three runs of one defense on one data set (top model mlp: ma
 completion, scoring, clustering; top model none: the direct attacks and inversion; party 0 on
 Fu et al.'s malicious optimizer: active model completion), over seeds. The direct attacks'
 readings (first, last, minimum and averaged epoch; `attacks/direct.py`) give one more entry,
-`direct_strongest`: the strongest of them, which ranks the defense. `add_comparisons` adds, per
-attack, the relative reduction against the undefended row, the excess over the attacker's
-raw-feature floor (the better of the baselines that read no VFL run: `raw_mc`,
-`raw_classifier`), and two defense capability scores: `dcs`, VFLAIR's (`get_dcs` of
-data_process.py, ideal attack performance 0), and `dcs_chance`, ours (ideal: the attack's
-chance level). A seed whose training
-diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many (`diverged`,
-per training run), and a score with no seed left is None, shown as "diverged". The tables as
-text (Markdown, the terminal's) are `ladsg_jax.table_render`'s.
+`direct_strongest`: the strongest of them. `add_comparisons` ranks the row by its strongest
+attack of all, by label recovery, beside the attacker's raw-feature floor (`ladsg_jax.ranking`:
+`strongest`, `floor`, `excess`, and two defense capability scores at the strongest attack:
+`dcs`, VFLAIR's, `get_dcs` of data_process.py with ideal attack performance 0, and
+`dcs_chance`, ours, ideal the chance level), and adds per attack the relative reduction against
+the undefended row, the excess over the floor and both DCS (their means: `dcs_mean`). A seed
+whose training diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many
+(`diverged`, per training run), and a score with no seed left is None, shown as "diverged". The
+tables as text (Markdown, the terminal's) are `ladsg_jax.table_render`'s.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from ladsg_jax import metrics
-from ladsg_jax.attacks.registry import attack_groups, floor_record, is_baseline
+from ladsg_jax import metrics, ranking
+from ladsg_jax.attacks.registry import attack_groups, is_baseline
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
 from ladsg_jax.data import load
 from ladsg_jax.data.arrays import VFLData
@@ -147,18 +147,25 @@ def chance_levels(data: VFLData) -> dict:
 
 def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     """Adds to each attack of each row: `reduction` against the row labelled `baseline` of the
-    same data set, `excess` over the raw-feature floor (not for leak AUCs), `dcs` (VFLAIR's:
-    ideal attack performance 0) and `dcs_chance` (ideal: the attack's chance level); and to each
-    row the means of both over its attacks, the direct ones counted once, by their strongest
-    reading (`direct_strongest`) when the row has it. Scores of runs that all diverged (mean
-    None) get None, and the row's DCS is the mean over the attacks that were scored (None if
-    none)."""
+    same data set, `excess` of its label recovery over the raw-feature floor's
+    (`ladsg_jax.ranking`; not for leak AUCs), `dcs` (VFLAIR's: ideal attack performance 0) and
+    `dcs_chance` (ideal: the attack's chance level). To each row: its `strongest` attack and
+    `floor` (label recovery, `from` naming them), `excess` = strongest − floor, `dcs` and
+    `dcs_chance` at the strongest attack (what ranks the defense), and `dcs_mean` /
+    `dcs_mean_chance`, the means over its attacks (VFLAIR's average; the direct ones counted
+    once, by `direct_strongest` when the row has it). The DCS use the row's main task with
+    the top model (without one when it has none). Scores of runs that all diverged (mean
+    None) get None; a mean DCS is over the attacks that were scored (None if none)."""
     for row in rows:
         base = next(r for r in rows
                     if r["dataset"] == row["dataset"] and r["setting"] == baseline)
-        floor = (floor_record(row["attacks"]) or {}).get("mean")
+        row["strongest"], row["floor"] = ranking.strongest(row["attacks"]), ranking.floor(
+            row["attacks"])
+        row["excess"] = ranking.excess(row["strongest"], row["floor"])
+        floor = (row["floor"] or {}).get("mean")
         main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]
+        known_mp = mp is not None and mp_star is not None
         baseline_names = set(filter(is_baseline, row["attacks"]))
         ranked = set(row["attacks"]) - baseline_names
         if STRONGEST_DIRECT in row["attacks"]:
@@ -169,16 +176,20 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
             scored = ap is not None
             attack["reduction"] = (metrics.reduction(before, ap) if before and scored
                                    else None)
-            attack["excess"] = (None if attack["metric"] == "auc" or name in baseline_names
-                                or floor is None or not scored
-                                else metrics.excess(ap, floor))
+            recovered = (ranking.recovery(attack) or {}).get("mean")
+            attack["excess"] = (None if name in baseline_names or floor is None
+                                or recovered is None else metrics.excess(recovered, floor))
             if name in baseline_names:
                 continue
-            known = scored and mp is not None and mp_star is not None
             ideals = {"dcs": 0.0, "dcs_chance": row["chance"][attack["metric"]]}
             for kind, ideal in ideals.items():
-                attack[kind] = metrics.dcs(ap, mp, ideal, mp_star) if known else None
+                attack[kind] = (metrics.dcs(ap, mp, ideal, mp_star) if scored and known_mp
+                                else None)
                 if name in ranked and attack[kind] is not None:
                     scores[kind].append(attack[kind])
         for kind, values in scores.items():
-            row[kind] = float(np.mean(values)) if values else None
+            row[kind.replace("dcs", "dcs_mean")] = float(np.mean(values)) if values else None
+        best = (row["strongest"] or {}).get("mean")
+        for kind, ideal in (("dcs", 0.0), ("dcs_chance", row["chance"]["top1"])):
+            row[kind] = (metrics.dcs(best, mp, ideal, mp_star) if best is not None and known_mp
+                         else None)

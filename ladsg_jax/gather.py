@@ -4,15 +4,14 @@ row per run (and per point of a sweep) and setting, each defense ranked by its s
 A row holds the main task (MP) of its setting, every attack scored there (mean ± std over the
 seeds that did not diverge), the strongest attack and the raw-feature floor beside it, and two
 defense capability scores at the strongest attack (VFLAIR's DCS, Zou et al. 2024: `dcs` with
-ideal attack performance 0, `dcs_chance` with the attack's chance level; DESIGN §6).
+ideal attack performance 0, `dcs_chance` with top-1's chance level; DESIGN §6).
 
-The strongest attack is the highest mean among the attacks that read the VFL run: not the
-raw-feature baselines (`raw_mc`, `raw_classifier`: attacks whose training is "none"; the
-better of them is the floor, shown beside it)
-and not the leak AUCs (another scale; they keep their columns); a direct attack's other
-readings (`attacks/direct.py`) are candidates too. A defense is as good as the strongest attack
-tried against it, so this is the column to rank by. The DCS needs the undefended MP of the same
-data set and setting: a `defense none` row among the files gathered (else "–").
+The strongest attack and the floor are `ladsg_jax.ranking`'s: the highest label recovery (top-1
+of the training labels) among the attacks that read the VFL run, a direct attack's readings
+each a candidate, beside the better of the raw-feature baselines (`raw_mc`,
+`raw_classifier`); leak AUCs keep their own columns. A defense is as good as the strongest
+attack tried against it, so this is the column to rank by. The DCS needs the undefended MP of
+the same data set and setting: a `defense none` row among the files gathered (else "–").
 """
 from __future__ import annotations
 
@@ -23,9 +22,6 @@ import os
 
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import RECORD_SCHEMA, mean_std
-
-UNRANKED_METRICS = ("auc",)
-
 
 def result_files(paths: list[str]) -> list[str]:
     """The result files named in `paths`: files as they are, folders searched for
@@ -120,34 +116,13 @@ def rows_of(path: str, record: dict) -> list[dict]:
     raise ConfigError(path, "not a result of train, attack or sweep (no main task in it)")
 
 
-def strongest(attacks: dict) -> dict | None:
-    """The strongest attack's summary with `from` naming it (module docstring), or None."""
-    from ladsg_jax.attacks.registry import is_baseline
-
-    candidates = []
-    for name, record in attacks.items():
-        if is_baseline(name) or record.get("metric") in UNRANKED_METRICS:
-            continue
-        candidates.append((name if "reading" not in record else f"{name}:{record['reading']}",
-                           record))
-        candidates += [(f"{name}:{k}", {"metric": record.get("metric"), **r})
-                       for k, r in record.get("readings", {}).items()]
-    scored = [(source, r) for source, r in candidates if r.get("mean") is not None]
-    if not scored:
-        return None
-    source, best = max(scored, key=lambda c: c[1]["mean"])
-    return {"mean": best["mean"], "std": best["std"], "n": best.get("n"),
-            "metric": best.get("metric"), "from": source}
-
-
 def add_scores(rows: list[dict]) -> None:
     """Adds to each row its strongest attack, its floor and both DCS (module docstring)."""
-    from ladsg_jax import metrics
-    from ladsg_jax.attacks.registry import floor_record
+    from ladsg_jax import metrics, ranking
 
     for row in rows:
-        row["strongest"] = strongest(row["attacks"])
-        row["floor"] = floor_record(row["attacks"])
+        row["strongest"] = ranking.strongest(row["attacks"])
+        row["floor"] = ranking.floor(row["attacks"])
     for row in rows:            # the raw floor reads no VFL run: the same in every setting
         row["floor"] = row["floor"] or next(
             (r["floor"] for r in rows if r["floor"] and r["path"] == row["path"]
@@ -159,7 +134,7 @@ def add_scores(rows: list[dict]) -> None:
         mp_star = base and base["mp"]["mean"]
         known = best is not None and mp is not None and mp_star is not None
         row["dcs"] = metrics.dcs(best["mean"], mp, 0.0, mp_star) if known else None
-        chance = (row.get("chance") or {}).get(best["metric"]) if best else None
+        chance = (row.get("chance") or {}).get("top1")
         row["dcs_chance"] = (metrics.dcs(best["mean"], mp, chance, mp_star)
                              if known and chance is not None else None)
 

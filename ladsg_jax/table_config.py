@@ -86,7 +86,11 @@ DEMO = TableConfig(datasets=("breast_cancer", "digits"), seeds=3,
                    settings={"none": ("none", {}), "ladsg": ("ladsg", {})})
 DEMO_LEGEND = (
     "ladsg: LADSG's default configuration (ladsg_jax/defenses/ladsg.py). MP: main-task test "
-    "accuracy (top model mlp). Attack success (`ladsg-jax list attacks`): direct/argmin: top-1 "
+    "accuracy (top model mlp). strongest: the highest label recovery (top-1 of the training "
+    "samples' labels; model completion's from its predictions of them) of the attacks that "
+    "read the VFL run, named in the last column; raw floor: the better raw-feature "
+    "baseline's recovery (ladsg_jax/ranking.py). "
+    "Attack success (`ladsg-jax list attacks`): direct/argmin: top-1 "
     "on one epoch's messages (top model none; --direct-epoch, default the first, as Fu et al. "
     "read them); avg-argmin: the adaptive attack, argmin of each sample's messages averaged "
     "over the epochs; direct max: the strongest of every direct reading (first, last, minimum "

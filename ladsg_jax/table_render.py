@@ -18,8 +18,10 @@ def table_columns() -> list[tuple[str, str]]:
 
 
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
-    """One Markdown table per data set: MP and each attack's mean ± std, then its reduction
-    against no defense and its excess over the raw floor; the mean DCS last."""
+    """One Markdown table per data set: MP, the strongest attack by label recovery (which one),
+    the raw-feature floor, the excess and both DCS at the strongest (`ladsg_jax.ranking`); then
+    each attack's mean ± std with its reduction against no defense and the excess of its
+    recovery over the floor; the mean DCS over the attacks last."""
     out = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         mine = [r for r in rows if r["dataset"] == dataset]
@@ -28,12 +30,16 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                       else len(order))
         names = [n for n, _ in table_columns() if n in mine[0]["attacks"]]
         labels = dict(table_columns())
-        out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std, then reduction vs "
-                   "none / excess over raw; DCS: VFLAIR's, ideal AP 0; DCS (chance): ideal AP "
-                   "the attack's chance level)\n")
-        out.append("| setting | MP top mlp | MP top none | "
-                   + " | ".join(labels[n] for n in names) + " | DCS | DCS (chance) |")
-        out.append("|---" * (5 + len(names)) + "|")
+        out.append(f"### {dataset} ({mine[0]['seeds']} seeds; mean ± std. Strongest: the "
+                   "highest training-label recovery (top-1) of the attacks that read the VFL "
+                   "run, the raw-feature floor beside it; excess = strongest − floor; DCS at "
+                   "the strongest: VFLAIR's, ideal AP 0, and (chance) ideal AP the chance "
+                   "level. Per attack: its own metric, then reduction vs none / excess of its "
+                   "recovery over the floor)\n")
+        out.append("| setting | MP top mlp | MP top none | strongest | raw floor | excess | DCS "
+                   "| DCS (chance) | " + " | ".join(labels[n] for n in names)
+                   + " | mean DCS | mean DCS (chance) |")
+        out.append("|---" * (10 + len(names)) + "|")
         for r in mine:
             cells = []
             for n in names:
@@ -45,11 +51,26 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                     cell += f" / {a['excess']:+.2f}"
                 cells.append(cell)
             mp = r["main_task"]
+            ranking = [ranked_cell(r.get("strongest")), ranked_cell(r.get("floor")),
+                       signed_cell(r.get("excess")), score_cell(r.get("dcs")),
+                       score_cell(r.get("dcs_chance"))]
             out.append(f"| {setting_label(r)} | {mean_std(mp['top_mlp'], 3, '±')}"
-                       f" | {mean_std(mp['top_none'], 3, '±')} | " + " | ".join(cells)
-                       + f" | {score_cell(r.get('dcs'))} | {score_cell(r.get('dcs_chance'))} |")
+                       f" | {mean_std(mp['top_none'], 3, '±')} | " + " | ".join(ranking + cells)
+                       + f" | {score_cell(r.get('dcs_mean'))}"
+                       f" | {score_cell(r.get('dcs_mean_chance'))} |")
         out.append("")
     return "\n".join(out)
+
+
+def ranked_cell(record: dict | None) -> str:
+    """A strongest attack or floor: mean ± std, then which attack."""
+    if record is None:
+        return "–"
+    return f"{mean_std(record, 2, '±')}<br>{record['from']}"
+
+
+def signed_cell(value) -> str:
+    return "–" if value is None else format(value, "+.2f")
 
 
 def score_cell(value) -> str:
@@ -74,14 +95,20 @@ def cell(record: dict | None) -> str:
 
 def terminal_table(rows: list[dict], width: int = 12) -> str:
     """The rows as one fixed-width table (what `ladsg-jax demo` prints): data set, setting,
-    MP (top model mlp), then every attack's mean ± std in table order."""
+    MP (top model mlp), the strongest attack by label recovery and the raw floor, every
+    attack's mean ± std in table order, and which attack was the strongest."""
     label_width = max(8, *(len(setting_label(r)) + 1 for r in rows))
-    header = f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}" + "".join(
-        f"{label:>{width}}" for _, label in table_columns())
+    ranked = (("strongest", "strongest"), ("floor", "raw floor"))
+    header = (f"{'dataset':<14}{'defense':<{label_width}}{'MP':>{width}}"
+              + "".join(f"{label:>{width}}" for _, label in ranked)
+              + "".join(f"{label:>{width}}" for _, label in table_columns())
+              + "  strongest attack")
     lines = [header, "-" * len(header)]
     for row in rows:
         mp = row["main_task"].get("top_mlp")
+        source = (row.get("strongest") or {}).get("from", "–")
         lines.append(f"{row['dataset']:<14}{setting_label(row):<{label_width}}{cell(mp):>{width}}"
+                     + "".join(f"{cell(row.get(key)):>{width}}" for key, _ in ranked)
                      + "".join(f"{cell(row['attacks'].get(name)):>{width}}"
-                               for name, _ in table_columns()))
+                               for name, _ in table_columns()) + f"  {source}")
     return "\n".join(lines)

@@ -54,7 +54,8 @@ def test_demo_prints_the_table(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header[:5] == ["dataset", "defense", "MP", "direct", "argmin"] and "active" in header
+    assert header[:7] == ["dataset", "defense", "MP", "strongest", "raw", "floor", "direct"]
+    assert "active" in header and header[-2:] == ["strongest", "attack"]
     assert [line.split()[1] for line in out.splitlines()[2:6]] == ["none", "ladsg"] * 2
     assert "breast_cancer" in out and "digits" in out and "±" in out
     record = json.loads((tmp_path / "demo" / "result.json").read_text())
@@ -66,6 +67,14 @@ def test_demo_prints_the_table(tmp_path, capsys):
     digits = record["records"][2]
     assert "norm_scoring" not in digits["attacks"]            # binary only: n/a on digits
     assert digits["attacks"]["direct"]["mean"] > 0.9
+    # ranked by the strongest attack that reads the run, the raw floor beside it
+    best, floor = digits["strongest"], digits["floor"]
+    assert best["mean"] >= digits["attacks"]["direct"]["mean"] - 1e-9
+    assert best["from"].split(":")[0] not in ("raw_mc", "raw_classifier")
+    assert floor["from"] in ("raw_mc", "raw_classifier")
+    assert digits["excess"] == pytest.approx(best["mean"] - floor["mean"])
+    digits_none = [line for line in out.splitlines() if line.startswith("digits")][0]
+    assert digits_none.split()[-1] == best["from"]
     assert digits["configs"]["none"]["top_model"] == "none"
     assert digits["configs"]["mlp"]["epochs"] == 1
     assert set(digits["main_task"]) == {"top_none", "top_mlp", "malicious"}

@@ -66,7 +66,8 @@ def test_rows_rank_by_the_strongest_attack_with_both_dcs(runs):
     assert direct["strongest"]["from"].startswith("direct_argmin")
     assert direct["strongest"]["mean"] >= base["attacks"]["direct_argmin"]["mean"]
     # the raw floor trains no VFL run: the run's one number stands in both of its settings
-    assert direct["floor"] == {**base["attacks"]["raw_mc"], "from": "raw_mc"}
+    raw = base["attacks"]["raw_mc"]["recovery"]
+    assert direct["floor"] == {**raw, "metric": "recovery", "from": "raw_mc"}
     assert "raw_mc" not in direct["attacks"]
     assert key["base", "top_mlp", "none"]["strongest"] is None
     ap, mp = direct["strongest"]["mean"], direct["mp"]["mean"]
@@ -77,12 +78,15 @@ def test_rows_rank_by_the_strongest_attack_with_both_dcs(runs):
     assert mp == base["main_task_by_setting"]["top_none"]["mean"]
     for scale in ("0.001", "0.5"):
         row = key["lap", "top_mlp", f"laplace scale={scale}"]
-        floors = {n: row["attacks"][n]["mean"] for n in ("raw_mc", "raw_classifier")}
+        floors = {n: row["attacks"][n]["recovery"]["mean"] for n in ("raw_mc",
+                                                                     "raw_classifier")}
         assert row["floor"]["mean"] == max(floors.values())          # the better baseline
         assert row["floor"]["from"] == max(floors, key=floors.get)
-        ranked = [a["mean"] for n, a in row["attacks"].items()
-                  if n not in floors and a["metric"] != "auc" and a["mean"] is not None]
-        assert row["strongest"]["mean"] == max(ranked)
+        # training-label recovery of every attack that reads the run (no leak AUC has one)
+        ranked = {n: a["recovery"]["mean"] for n, a in row["attacks"].items()
+                  if n not in floors and a["metric"] != "auc"}
+        assert all("recovery" not in a for a in row["attacks"].values() if a["metric"] == "auc")
+        assert row["strongest"]["mean"] == max(ranked.values())
         d_mp = max(key["base", "top_mlp", "none"]["mp"]["mean"] - row["mp"]["mean"], 0)
         expected = 1 / (1 + math.sqrt(0.5 * row["strongest"]["mean"] ** 2 + 0.5 * d_mp ** 2))
         assert row["dcs"] == pytest.approx(expected)
@@ -140,10 +144,38 @@ def test_bad_inputs_are_one_line(tmp_path, capsys, content, message):
 
 
 def test_the_floor_is_the_better_baseline_that_reads_no_vfl_run():
-    from ladsg_jax.attacks.registry import floor_record
+    from ladsg_jax.ranking import floor
 
-    attacks = {"raw_mc": {"mean": 0.56, "std": 0.1}, "raw_classifier": {"mean": 0.71, "std": 0.0},
-               "combined_classifier": {"mean": 0.9, "std": 0.0}, "mine": {"mean": 0.99}}
-    assert floor_record(attacks) == {"mean": 0.71, "std": 0.0, "from": "raw_classifier"}
-    assert floor_record({**attacks, "raw_classifier": {"mean": None}})["from"] == "raw_mc"
-    assert floor_record({"combined_classifier": {"mean": 0.9}}) is None
+    recovered = lambda mean: {"mean": mean, "std": 0.0, "n": 3}
+    # completion scores F1 on the test split; the floor compares training-label recovery
+    attacks = {"raw_mc": {"metric": "f1", "mean": 0.9, "recovery": recovered(0.56)},
+               "raw_classifier": {"metric": "f1", "mean": 0.6, "recovery": recovered(0.71)},
+               "combined_classifier": {"metric": "top1", "mean": 0.9, "std": 0.0},
+               "mine": {"metric": "top1", "mean": 0.99}}
+    assert floor(attacks) == {"mean": 0.71, "std": 0.0, "n": 3, "metric": "recovery",
+                              "from": "raw_classifier"}
+    attacks["raw_classifier"]["recovery"] = recovered(None)
+    assert floor(attacks)["from"] == "raw_mc"
+    assert floor({"combined_classifier": {"metric": "top1", "mean": 0.9}}) is None
+
+
+def test_the_strongest_compares_label_recovery_not_each_attacks_own_metric():
+    from ladsg_jax.ranking import excess, floor, strongest
+
+    recovered = lambda mean: {"mean": mean, "std": 0.01, "n": 3}
+    attacks = {"passive_mc": {"metric": "f1", "mean": 0.97, "recovery": recovered(0.80)},
+               "combined_classifier": {"metric": "top1", "mean": 0.90, "std": 0.0,
+                                       "recovery": recovered(0.90)},
+               "norm_scoring": {"metric": "auc", "mean": 0.99},
+               "direct": {"metric": "top1", "mean": 0.3, "reading": "first/miss",
+                          "readings": {"first/miss": recovered(0.3),
+                                       "min/argmin": recovered(0.95)}},
+               "direct_strongest": {"metric": "top1", "mean": 0.95, "from": "direct:min/argmin"},
+               "raw_classifier": {"metric": "f1", "mean": 0.99, "recovery": recovered(0.85)}}
+    best = strongest(attacks)
+    assert best["from"] == "direct:min/argmin" and best["mean"] == 0.95
+    del attacks["direct"]
+    best = strongest(attacks)       # F1 0.97 and AUC 0.99 are not recovery; the floor is no rival
+    assert best["from"] == "combined_classifier" and best["mean"] == 0.90
+    assert excess(best, floor(attacks)) == pytest.approx(0.05)
+    assert excess(None, floor(attacks)) is None

@@ -172,7 +172,7 @@ def test_dcs_with_vflair_and_chance_ideals():
     assert round(metrics.dcs(0.35, 0.80, 0.1, 0.85), 4) == 0.8473
 
 
-def test_table_rows_carry_both_dcs_and_count_the_direct_family_once():
+def test_table_rows_rank_by_the_strongest_and_average_the_direct_family_once():
     def row(setting, direct, passive, mp):
         attacks = {"direct": {"metric": "top1", "mean": direct, "std": 0.0},
                    "direct_strongest": {"metric": "top1", "mean": direct, "std": 0.0},
@@ -187,9 +187,13 @@ def test_table_rows_carry_both_dcs_and_count_the_direct_family_once():
     # passive: d_AP 0.1 (VFLAIR) or 0 (chance), d_MP 0.05
     vflair_passive = 1 / (1 + math.sqrt(0.5 * 0.01 + 0.5 * 0.0025))
     chance_passive = 1 / (1 + math.sqrt(0.5 * 0.0025))
-    assert laplace["dcs"] == pytest.approx((0.8 + vflair_passive) / 2)
-    assert laplace["dcs_chance"] == pytest.approx(
+    assert laplace["dcs_mean"] == pytest.approx((0.8 + vflair_passive) / 2)
+    assert laplace["dcs_mean_chance"] == pytest.approx(
         (1 / (1 + math.sqrt(0.0325)) + chance_passive) / 2)
+    # the row ranks by its strongest attack: direct's 0.35 over passive's 0.1
+    assert laplace["strongest"]["from"] == "direct"
+    assert laplace["dcs"] == pytest.approx(0.8)
+    assert laplace["dcs_chance"] == pytest.approx(0.8473, abs=5e-5)
 
 
 # 5. a learning-rate grid trains each point's teacher at the point's rate

@@ -125,18 +125,6 @@ def is_baseline(name: str) -> bool:
     return name in ATTACKS and ATTACKS[name].training == "none"
 
 
-def floor_record(attacks: dict) -> dict | None:
-    """The raw-feature floor among a row's attack records ({name: {"mean", ...}}): the best
-    mean of the attacks that read no VFL run (training "none": `raw_mc`, `raw_classifier`),
-    with `from` naming it; None when none of them was scored."""
-    scored = [(name, record) for name, record in attacks.items()
-              if is_baseline(name) and record.get("mean") is not None]
-    if not scored:
-        return None
-    name, record = max(scored, key=lambda item: item[1]["mean"])
-    return {**record, "from": name}
-
-
 def columns() -> tuple[tuple[str, str], ...]:
     """(attack name, column heading) of every attack, in table order."""
     return tuple((name, attack.column) for name, attack in ATTACKS.items())

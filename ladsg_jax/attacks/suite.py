@@ -53,6 +53,10 @@ class AttackRunner:
                                 f"attack {name!r}")
         metric, value = grade(out["score"])
         scored = {"metric": metric, "score": value}
+        recovered = recovered_labels(out, attack.metric)
+        if recovered is not None:
+            scored["recovery"] = score(recovered, "top1", labels_of, self.data.num_classes,
+                                       f"attack {name!r}")[1]
         if "train_score" in out:
             scored["train_score"] = grade(out["train_score"])[1]
         if "choice" in out:            # what the attack chose itself, from what it holds
@@ -61,6 +65,17 @@ class AttackRunner:
             scored["reading"] = out["reading"]
             scored["readings"] = {k: grade(p)[1] for k, p in out["readings"].items()}
         return scored
+
+
+def recovered_labels(out: dict, metric: str):
+    """What an attack's label recovery is scored on (`ladsg_jax.ranking`): its predictions
+    of training samples' labels (its score's, or its `train_score`'s when it scores the test
+    split, as model completion does); None for a leak AUC, whose scores name no class."""
+    if metric == "auc":
+        return None
+    if out["score"].split == "train":
+        return out["score"]
+    return out.get("train_score")
 
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
@@ -176,6 +191,9 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         if done and "train_score" in done[0]:
             record["train"] = summary([None if r is None else r["train_score"]
                                        for r in per_seed])
+        if done and "recovery" in done[0]:
+            record["recovery"] = summary([None if r is None else r["recovery"]
+                                          for r in per_seed])
         if done and "choice" in done[0]:
             record["choices"] = [None if r is None else r["choice"] for r in per_seed]
         if done and "readings" in done[0]:             # the direct attacks' other readings
