@@ -37,7 +37,7 @@ def attack_report_lines(report: dict, dataset: str, hybrid: bool) -> list[str]:
     for attack, r in report["attacks"].items():
         setting = r.get("setting", f"top_{report['config']['top_model']}")
         lines.append(f"  {attack:<20} {r['metric']:<5} {mean_std(r):<18} ({setting}"
-                     f"{reading_note(r)})")
+                     f"{reading_note(r)}{subset_note(r)})")
     for setting, norms in report.get("message_norm", {}).items():
         lines.append(message_norm_line(norms, setting))
     return lines
@@ -50,6 +50,18 @@ def message_norm_line(norms: dict, where: str = "") -> str:
     text = lambda v: "diverged" if v is None else f"{v:.3g}"                   # noqa: E731
     return (f"  message norm per sample{f' ({where})' if where else ''}: {text(first)} in the "
             f"first epoch, {text(last)} in the last (noise of σ per entry adds about σ·√d)")
+
+
+def subset_note(record: dict) -> str:
+    """For an attack that picks samples itself (the certificate): each subset's precision and
+    the share of samples it covers."""
+    notes = []
+    for name, part in record.get("subsets", {}).items():
+        precision, coverage = part["precision"]["mean"], part["coverage"]["mean"]
+        if coverage is not None:
+            shown = "none" if precision is None else f"precision {precision:.3f}"
+            notes.append(f"; {name} {100 * coverage:.1f}% of samples, {shown}")
+    return "".join(notes)
 
 
 def reading_note(record: dict) -> str:

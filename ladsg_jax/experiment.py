@@ -167,7 +167,9 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
                 reports = attack_grid(setting_config, data, names, seeds, exp.seed, settings,
                                       hybrid=exp.hybrid, progress=progress,
                                       attack_runner=attack_runner, checkpoint_dir=folder,
-                                      hparams=grid)
+                                      hparams=grid, defenses=[
+                                          point_config(setting_config, points[i]).defense
+                                          for i in members])
                 known = reports[0]["known_labels"]
             for i, report in zip(members, reports):
                 add_report(records[i], report, setting,

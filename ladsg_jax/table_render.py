@@ -49,6 +49,7 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                     cell += f"<br>{100 * a['reduction']:+.0f}%"
                 if a.get("excess") is not None:
                     cell += f" / {a['excess']:+.2f}"
+                cell += "".join(subset_text(k, part) for k, part in a.get("subsets", {}).items())
                 cells.append(cell)
             mp = r["main_task"]
             ranking = [ranked_cell(r.get("strongest")), ranked_cell(r.get("floor")),
@@ -67,6 +68,15 @@ def ranked_cell(record: dict | None) -> str:
     if record is None:
         return "–"
     return f"{mean_std(record, 2, '±')}<br>{record['from']}"
+
+
+def subset_text(name: str, part: dict) -> str:
+    """A subset the attack picked itself: its precision over the share of samples it covers."""
+    precision, coverage = part["precision"]["mean"], part["coverage"]["mean"]
+    if coverage is None:
+        return ""
+    shown = "–" if precision is None else format(precision, ".2f")
+    return f"<br>{name}: {shown} of {100 * coverage:.0f}%"
 
 
 def signed_cell(value) -> str:

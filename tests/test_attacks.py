@@ -26,6 +26,7 @@ def attack(dataset, data, top_model, names):
 @pytest.fixture(scope="module")
 def digits_none(digits):
     return attack("digits", digits, "none", ["direct", "direct_argmin", "direct_averaged",
+                                             "certificate",
                                              "inversion", "inversion_head", "cluster_messages",
                                              "message_classifier", "combined_classifier"])
 
@@ -59,6 +60,10 @@ def test_direct_attack_is_exact_without_a_defense(digits_none):
     assert per_seed(digits_none, "direct").min() == 1.0
     assert per_seed(digits_none, "direct_argmin").min() == 1.0
     assert per_seed(digits_none, "direct_averaged").min() == 1.0
+    # with one-hot targets (τ = 0) every message with a negative entry is certified, rightly
+    certified = digits_none["attacks"]["certificate"]["subsets"]["certified"]
+    assert per_seed(digits_none, "certificate").min() == 1.0
+    assert certified["precision"]["mean"] == 1.0 and certified["coverage"]["mean"] > 0.99
 
 
 def test_adaptive_classifiers_recover_the_labels_without_a_defense(digits_none, cancer_none):

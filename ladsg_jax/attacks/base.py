@@ -11,8 +11,9 @@ from typing import Callable
 
 from ladsg_jax.errors import ConfigError, one_of
 
-# what of party 0's holdings an attack may read (`AttackerView.restricted` hides the rest)
-READS = ("features", "bottom", "wire_last", "wire_all", "known_labels")
+# what of party 0's holdings an attack may read (`AttackerView.restricted` hides the rest);
+# "defense": the run's defense as configured, public (Kerckhoffs), never its state
+READS = ("features", "bottom", "wire_last", "wire_all", "known_labels", "defense")
 METRICS = ("top1", "auc", "completion")     # completion: top-1, F1 (binary) or top-5 by classes
 TRAININGS = ("honest", "malicious", "none")
 TOP_MODELS = ("any", "mlp", "none")
@@ -46,9 +47,11 @@ class Attack:
     """One label inference attack.
 
     `run(context, view, key) -> {"score": Predictions, ["train_score": Predictions],
-    ["readings": {name: Predictions}, "reading": name], ["choice": str]}` predicts against one
-    run (`choice`: what the attack chose by itself, e.g. by cross-validation, recorded per
-    seed): `context`
+    ["readings": {name: Predictions}, "reading": name], ["subsets": {name: Predictions}],
+    ["choice": str]}` predicts against one run (`choice`: what the attack chose by itself,
+    e.g. by cross-validation, recorded per seed; `subsets`: samples the attack picked itself,
+    e.g. those it certified, scored apart as top-1 precision and coverage, never ranked):
+    `context`
     is the `AttackContext` of the model and task, `view` the `AttackerView` holding only what
     `reads` names, `key` a PRNG key. The attack never sees the true labels; the suite scores its
     `Predictions` (`attacks/predictions.py`) by `metric`. `training`: what run it reads ("honest", "malicious": party 0 trained

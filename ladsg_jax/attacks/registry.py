@@ -7,7 +7,8 @@ and the figures loop over `ATTACKS`. Plugins add entries with `register_attack`
 """
 from __future__ import annotations
 
-from ladsg_jax.attacks import adaptive, clustering, completion, direct, inversion, scoring
+from ladsg_jax.attacks import (adaptive, certificate, clustering, completion, direct, inversion,
+                               scoring)
 from ladsg_jax.attacks.base import GROUPS, Attack
 from ladsg_jax.errors import ConfigError, unknown
 
@@ -25,6 +26,11 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
                               "averaged over the epochs (random substitutions cancel)",
            direct.run_averaged, "top1", ("wire_all",), top_model="none", group="none",
            column="avg-argmin", label="direct (averaged)"),
+    Attack("certificate", "adaptive direct inference: argmin of each entry's minimum over the "
+                          "epochs; certified where an entry is below what the public defense "
+                          "lets a non-label class reach (label anonymization's ε/(k−1))",
+           certificate.run_certificate, "top1", ("wire_all", "defense"), top_model="none",
+           group="none", column="cert", label="certificate"),
     Attack("message_classifier", "adaptive: a scorer of each class entry of a sample's "
                                  "messages over the epochs (raw, centred, unit; extremes, "
                                  "ranks), learned from the known labels",

@@ -51,14 +51,20 @@ class AttackRunner:
         labels_of = {"train": self.data.train_y, "test": self.data.test_y}
         grade = lambda p: score(p, attack.metric, labels_of, self.data.num_classes,
                                 f"attack {name!r}")
+        grade_top1 = lambda p: score(p, "top1", labels_of, self.data.num_classes,
+                                     f"attack {name!r}")[1]
         metric, value = grade(out["score"])
         scored = {"metric": metric, "score": value}
         recovered = recovered_labels(out, attack.metric)
         if recovered is not None:
-            scored["recovery"] = score(recovered, "top1", labels_of, self.data.num_classes,
-                                       f"attack {name!r}")[1]
+            scored["recovery"] = grade_top1(recovered)
         if "train_score" in out:
             scored["train_score"] = grade(out["train_score"])[1]
+        if "subsets" in out:           # samples it picked itself, e.g. those it certified
+            whole = max(np.size(out["score"].index), 1)
+            scored["subsets"] = {
+                k: {"precision": grade_top1(p) if np.size(p.index) else None,
+                    "coverage": np.size(p.index) / whole} for k, p in out["subsets"].items()}
         if "choice" in out:            # what the attack chose itself, from what it holds
             scored["choice"] = str(out["choice"])
         if "readings" in out:
@@ -117,10 +123,13 @@ def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
                 seed: int = 0, settings: AttackSettings = AttackSettings(),
                 hybrid: bool = False, progress: bool | str = False,
                 attack_runner: "AttackRunner | None" = None,
-                checkpoint_dir: str | None = None, hparams=None) -> list[dict]:
+                checkpoint_dir: str | None = None, hparams=None,
+                defenses: list | None = None) -> list[dict]:
     """`run_attacks` over a hyperparameter grid (`hparams`, leaves leading with G points; None:
     the config's values): every point's runs train in the same compiled programs, and the list
-    holds one `run_attacks` report per point, equal to that point's separate run."""
+    holds one `run_attacks` report per point, equal to that point's separate run. `defenses`:
+    each point's defense with its values, what an attack that reads "defense" sees (default
+    the config's)."""
 
     def ckpt(kind: str) -> str | None:
         return checkpoint_dir and os.path.join(checkpoint_dir, kind)
@@ -144,13 +153,14 @@ def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     points = 1 if hparams is None else jax.tree.leaves(hparams)[0].shape[0]
     diverged = {kind: divergence(run, data.num_classes) for kind, run in runs.items()}
+    defenses = defenses or [config.defense] * points
     return [point_report(runs, diverged, runner, attacks, data, known_idx, keys, hybrid, p,
-                         num_seeds) for p in range(points)]
+                         num_seeds, defenses[p]) for p in range(points)]
 
 
 def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list[str],
                  data: VFLData, known_idx, keys, hybrid: bool, point: int,
-                 num_seeds: int) -> dict:
+                 num_seeds: int, defense=None) -> dict:
     """The report of grid point `point`: its seeds' runs (`point·S + seed`) attacked. A run
     that diverged (`diverged[kind][run]`, `ladsg_jax.divergence`) is not attacked: its seed's
     scores are None and left out of the summaries; `diverged` lists each training run's
@@ -159,7 +169,7 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
     reasons = {kind: why[rows] for kind, why in diverged.items()}
     scores = {name: [] for name in attacks}
     for s in range(num_seeds):
-        views = {kind: attacker_view(run, point * num_seeds + s, data, known_idx)
+        views = {kind: attacker_view(run, point * num_seeds + s, data, known_idx, defense)
                  for kind, run in runs.items()}
         for name in attacks:
             kind = ("malicious" if hybrid or ATTACKS[name].training == "malicious"
@@ -194,6 +204,11 @@ def point_report(runs: dict, diverged: dict, runner: AttackRunner, attacks: list
         if done and "recovery" in done[0]:
             record["recovery"] = summary([None if r is None else r["recovery"]
                                           for r in per_seed])
+        if done and "subsets" in done[0]:
+            record["subsets"] = {
+                k: {part: summary([None if r is None else r["subsets"][k][part]
+                                   for r in per_seed]) for part in ("precision", "coverage")}
+                for k in done[0]["subsets"]}
         if done and "choice" in done[0]:
             record["choices"] = [None if r is None else r["choice"] for r in per_seed]
         if done and "readings" in done[0]:             # the direct attacks' other readings

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from typing import Any
+
 from flax import struct
 
 from ladsg_jax.data.arrays import VFLData
@@ -15,7 +17,8 @@ from ladsg_jax.vfl.train import Result, WireRecord
 
 @struct.dataclass
 class AttackerView:
-    """Party 0's bottom parameters, feature slices, received wire and known labels."""
+    """Party 0's bottom parameters, feature slices, received wire and known labels, and the
+    run's defense as configured (public: its options and knobs, not its state)."""
 
     bottom_params: dict
     bottom_stats: dict        # its BatchNorm running statistics ({} without BatchNorm)
@@ -24,6 +27,7 @@ class AttackerView:
     wire: WireRecord          # every epoch's messages, (epochs, num_batches, B, d)
     known_idx: jax.Array
     known_y: jax.Array
+    defense: Any = struct.field(pytree_node=False, default=None)
 
     def restricted(self, reads: tuple) -> "AttackerView":
         """This view with what is not in `reads` removed (None): the wire keeps only party
@@ -40,10 +44,12 @@ class AttackerView:
             train_x=self.train_x if has("features") else None,
             test_x=self.test_x if has("features") else None, wire=wire,
             known_idx=self.known_idx if has("known_labels") else None,
-            known_y=self.known_y if has("known_labels") else None)
+            known_y=self.known_y if has("known_labels") else None,
+            defense=self.defense if has("defense") else None)
 
 
-def attacker_view(result: Result, seed_index: int, data: VFLData, known_idx) -> AttackerView:
+def attacker_view(result: Result, seed_index: int, data: VFLData, known_idx,
+                  defense=None) -> AttackerView:
     take = lambda a: a[seed_index]
     known_idx = jnp.asarray(known_idx)
     stats = result.state.batch_stats.get("party_0", {}).get("bottom", {})
@@ -51,7 +57,7 @@ def attacker_view(result: Result, seed_index: int, data: VFLData, known_idx) -> 
                         bottom_stats=jax.tree.map(take, stats),
                         train_x=jnp.asarray(data.train_x[0]), test_x=jnp.asarray(data.test_x[0]),
                         wire=jax.tree.map(take, result.wire), known_idx=known_idx,
-                        known_y=jnp.asarray(data.train_y)[known_idx])
+                        known_y=jnp.asarray(data.train_y)[known_idx], defense=defense)
 
 
 def mean_messages_per_sample(wire: WireRecord, num_samples: int, unit: bool = False):
