@@ -7,13 +7,14 @@ Fu et al.'s malicious optimizer: active model completion), over seeds. The direc
 readings (first, last, minimum and averaged epoch; `attacks/direct.py`) give one more entry,
 `direct_strongest`: the strongest of them. `add_comparisons` ranks the row by its strongest
 attack of all, by label recovery, beside the attacker's raw-feature floor (`ladsg_jax.ranking`:
-`strongest`, `floor`, `excess`, and two defense capability scores at the strongest attack:
-`dcs`, VFLAIR's, `get_dcs` of data_process.py with ideal attack performance 0, and
-`dcs_chance`, ours, ideal the chance level), and adds per attack the relative reduction against
-the undefended row, the excess over the floor and both DCS (their means: `dcs_mean`). A seed
-whose training diverged (`ladsg_jax.divergence`) is left out of every mean; a row says how many
-(`diverged`, per training run), and a score with no seed left is None, shown as "diverged". The
-tables as text (Markdown, the terminal's) are `ladsg_jax.table_render`'s.
+`strongest`, also per setting in `strongest_by_setting`, `floor`, `excess`, and two defense
+capability scores at the strongest attack: `dcs`, VFLAIR's, `get_dcs` of data_process.py with
+ideal attack performance 0, and `dcs_chance`, ours, ideal the chance level), and adds per
+attack the relative reduction against the undefended row, the excess over the floor and both
+DCS (their means: `dcs_mean`). A seed whose training diverged (`ladsg_jax.divergence`) is left
+out of every mean; a row says how many (`diverged`, per training run), and a score with no seed
+left is None, shown as "diverged". The tables as text (Markdown, the terminal's) are
+`ladsg_jax.table_render`'s.
 """
 from __future__ import annotations
 
@@ -162,6 +163,7 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
         row["strongest"], row["floor"] = ranking.strongest(row["attacks"]), ranking.floor(
             row["attacks"])
         row["excess"] = ranking.excess(row["strongest"], row["floor"])
+        row["strongest_by_setting"] = ranking.strongest_by_setting(row["attacks"])
         floor = (row["floor"] or {}).get("mean")
         main = "top_mlp" if "top_mlp" in row["main_task"] else "top_none"
         mp, mp_star = row["main_task"][main]["mean"], base["main_task"][main]["mean"]

@@ -58,6 +58,15 @@ def strongest(attacks: dict) -> dict | None:
     return best_of(candidates(attacks))
 
 
+def strongest_by_setting(attacks: dict) -> dict:
+    """The strongest attack of each setting the row's attacks ran in ({"top_none": ...,
+    "top_mlp": ...}: without and with the top model; the malicious run has the top model),
+    by the attack records' `setting`."""
+    settings = dict.fromkeys(r["setting"] for r in attacks.values() if r.get("setting"))
+    return {setting: strongest({n: r for n, r in attacks.items()
+                                if r.get("setting") == setting}) for setting in settings}
+
+
 def floor(attacks: dict) -> dict | None:
     """The raw-feature floor: the better label recovery of the baselines that read no VFL run
     (`raw_mc`, `raw_classifier`), with `from` naming it; None when none was scored."""

@@ -18,8 +18,8 @@ def table_columns() -> list[tuple[str, str]]:
 
 
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
-    """One Markdown table per data set: MP, the strongest attack by label recovery (which one),
-    the raw-feature floor, the excess and both DCS at the strongest (`ladsg_jax.ranking`); then
+    """One Markdown table per data set: MP, the strongest attack by label recovery (which one;
+    and the strongest of each setting, without and with the top model), the raw-feature floor, the excess and both DCS at the strongest (`ladsg_jax.ranking`); then
     each attack's mean ± std with its reduction against no defense and the excess of its
     recovery over the floor; the mean DCS over the attacks last."""
     out = []
@@ -36,10 +36,10 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                    "the strongest: VFLAIR's, ideal AP 0, and (chance) ideal AP the chance "
                    "level. Per attack: its own metric, then reduction vs none / excess of its "
                    "recovery over the floor)\n")
-        out.append("| setting | MP top mlp | MP top none | strongest | raw floor | excess | DCS "
-                   "| DCS (chance) | " + " | ".join(labels[n] for n in names)
+        out.append("| setting | MP top mlp | MP top none | strongest | by setting | raw floor "
+                   "| excess | DCS | DCS (chance) | " + " | ".join(labels[n] for n in names)
                    + " | mean DCS | mean DCS (chance) |")
-        out.append("|---" * (10 + len(names)) + "|")
+        out.append("|---" * (11 + len(names)) + "|")
         for r in mine:
             cells = []
             for n in names:
@@ -52,7 +52,8 @@ def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
                 cell += "".join(subset_text(k, part) for k, part in a.get("subsets", {}).items())
                 cells.append(cell)
             mp = r["main_task"]
-            ranking = [ranked_cell(r.get("strongest")), ranked_cell(r.get("floor")),
+            ranking = [ranked_cell(r.get("strongest")), by_setting_cell(r),
+                       ranked_cell(r.get("floor")),
                        signed_cell(r.get("excess")), score_cell(r.get("dcs")),
                        score_cell(r.get("dcs_chance"))]
             out.append(f"| {setting_label(r)} | {mean_std(mp['top_mlp'], 3, '±')}"
@@ -77,6 +78,13 @@ def subset_text(name: str, part: dict) -> str:
         return ""
     shown = "–" if precision is None else format(precision, ".2f")
     return f"<br>{name}: {shown} of {100 * coverage:.0f}%"
+
+
+def by_setting_cell(row: dict) -> str:
+    """The strongest attack of each setting: "top none 0.90<br>top mlp 0.74"."""
+    parts = [f"{setting.replace('_', ' ')} {score_cell(best and best['mean'])}"
+             for setting, best in row.get("strongest_by_setting", {}).items()]
+    return "<br>".join(parts) or "–"
 
 
 def signed_cell(value) -> str:

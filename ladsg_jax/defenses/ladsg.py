@@ -65,6 +65,7 @@ class LADSG(Composite):
     candidates: str = "teacher"
     rho: float = 0.5
     noise: str = "per_step"
+    noise_space: str = "free"
     norm: str = "keep"
     mix: float = 1.0
     prob: float = 1.0

@@ -16,6 +16,7 @@ from ladsg_jax.errors import one_of, require
 
 MODES = ("decoy", "cosine", "flsg")
 NORMS = ("keep", "own", "batch_mean")
+NOISE_SPACES = ("free", "message")
 
 
 @struct.dataclass
@@ -45,6 +46,16 @@ def cosine_substitute(g, rho, u):
     return rho * g_hat + jnp.sqrt(1 - rho ** 2) * u_hat
 
 
+def message_space_noise(top_fn, hs, party: int, noise):
+    """Directions where a true message lives (issue 35): each row of `noise` (batch, classes)
+    centred over the classes (a difference of softmax and a target sums to zero), then pulled
+    back through the top model at the embeddings `hs` to party `party`'s embedding. Without a
+    top model the pullback is the identity: a Gaussian orthogonal to the ones vector."""
+    centred = noise - noise.mean(-1, keepdims=True)
+    _, pullback = jax.vjp(lambda h: top_fn(hs[:party] + (h,) + hs[party + 1:]), hs[party])
+    return jax.lax.stop_gradient(pullback(centred)[0])
+
+
 def flsg_substitute(key, g, samples: int, threshold):
     """FLSG's rule (Fan et al. 2024), vectorized: of `samples` Gaussian draws per row, the
     first whose cosine to g is at least `threshold`, else the one closest in cosine."""
@@ -69,6 +80,10 @@ class SubstituteGradients(Defense):
     - `mode="cosine"`: s_i = r_i·(ρ·ĝ_i + sqrt(1−ρ²)·û_i), û_i a Gaussian direction made
       orthogonal to ĝ_i: fresh each step (`noise="per_step"`) or drawn once per sample and party
       (`"per_sample"`: an attacker averaging a sample's messages cancels fresh noise, not this).
+      `noise_space="message"` draws û where a true message lives (`message_space_noise`): a
+      Gaussian over the classes, centred and pulled back through the top model, so no linear
+      map the attacker applies to every message (centring, without a top model) removes it;
+      "free" (the default) draws it in the whole embedding space.
     - `mode="flsg"`: `flsg_samples` Gaussian draws, the first whose cosine to g_i is at least
       `threshold`, else the closest (Fan et al. 2024's FLSG rule, vectorized).
 
@@ -87,6 +102,8 @@ class SubstituteGradients(Defense):
             Allowed: [-1, 1].
         noise: when cosine mode draws the direction û_i: per_step or per_sample (see above).
             Allowed: one of per_step, per_sample.
+        noise_space: where cosine mode draws û_i: free (the embedding space) or message (where
+            a true message lives; see above). Allowed: one of free, message.
         norm: the substitute's norm: keep, own or batch_mean (see above).
             Allowed: one of keep, own, batch_mean.
         mix: weight α of the substitute in s_i ← (1−α)·g_i + α·s_i; larger, stronger.
@@ -115,6 +132,7 @@ class SubstituteGradients(Defense):
     candidates: str = "teacher"
     rho: float = 0.5
     noise: str = "per_step"
+    noise_space: str = "free"
     norm: str = "keep"
     mix: float = 1.0
     prob: float = 1.0
@@ -131,6 +149,7 @@ class SubstituteGradients(Defense):
         one_of(f"{prefix}.candidates", self.candidates, ("teacher", "random"))
         one_of(f"{prefix}.norm", self.norm, NORMS)
         one_of(f"{prefix}.noise", self.noise, ("per_step", "per_sample"))
+        one_of(f"{prefix}.noise_space", self.noise_space, NOISE_SPACES)
         check_candidates(prefix, self.k, self.epsilon)
         require(-1 <= self.rho <= 1, f"{prefix}.rho", f"must be in [-1, 1], got {self.rho!r}")
         require(0 <= self.mix <= 1, f"{prefix}.mix", f"must be in [0, 1], got {self.mix!r}")
@@ -146,9 +165,14 @@ class SubstituteGradients(Defense):
 
     @property
     def needs(self) -> str:
-        # the decoy's shift is the top model's pullback at 1/B; the other modes draw noise in
-        # the batch's shape, FLSG's candidates, the prob's coins or the batch's mean norm
-        return WHOLE_BATCH if self.mode == "decoy" else BATCH_CUT
+        # the decoy's shift and message-space noise are the top model's pullbacks; the other
+        # modes draw noise in the batch's shape, FLSG's candidates, the prob's coins or the
+        # batch's mean norm
+        return WHOLE_BATCH if self.mode == "decoy" or self.pulls_noise_back else BATCH_CUT
+
+    @property
+    def pulls_noise_back(self) -> bool:
+        return self.mode == "cosine" and self.noise_space == "message"
 
     @property
     def draws(self) -> frozenset:
@@ -158,6 +182,12 @@ class SubstituteGradients(Defense):
     def check_data(self, num_classes: int) -> None:
         if self.mode == "decoy":
             candidate_count(f"defense.{self.name}", self.k, self.epsilon, num_classes)
+        # with two classes a true message's space is the line of g itself: nothing there is
+        # orthogonal to g, so no substitute at cosine ρ < 1 lives in it
+        require(not (self.pulls_noise_back and num_classes < 3),
+                f"defense.{self.name}.noise_space",
+                f"'message' needs at least 3 classes (with {num_classes}, a true message's "
+                f"space is the line of the message itself); allowed here: free")
 
     def init(self, key, data, config, hp):
         """Split as LADSG's setup always split its key: teacher, random classes, decoy
@@ -166,10 +196,11 @@ class SubstituteGradients(Defense):
             return SubstituteState()
         _, random_key, decoy_key, noise_key = jax.random.split(key, 4)
         y, n = data.train_y, data.train_y.shape[0]
-        if self.mode == "cosine":
-            embed_dim = config.embed_dim or data.num_classes
+        if self.mode == "cosine":      # message-space directions are drawn over the classes
+            width = (data.num_classes if self.pulls_noise_back
+                     else config.embed_dim or data.num_classes)
             return SubstituteState(noise_directions=jax.random.normal(
-                noise_key, (data.num_parties - 1, n, embed_dim)))
+                noise_key, (data.num_parties - 1, n, width)))
         k = candidate_count(f"defense.{self.name}", self.k, self.epsilon, data.num_classes)
         if self.candidates == "teacher":
             candidates = teacher_candidates(key, data, config, k, self.teacher_epochs).others
@@ -201,6 +232,11 @@ class SubstituteGradients(Defense):
             party = {**ctx, "key": jax.random.fold_in(ctx["key"], k)}
             if state.noise_directions is not None:
                 party["noise"] = state.noise_directions[k][ctx["index"]]
+            if self.pulls_noise_back:
+                if "noise" not in party:
+                    noise_key, party["key"] = jax.random.split(party["key"])
+                    party["noise"] = jax.random.normal(noise_key, ctx["targets"].shape)
+                party["noise"] = message_space_noise(top_fn, hs, k, party["noise"])
             if self.mode == "decoy":
                 decoy_key, party["key"] = jax.random.split(party["key"])
                 targets = ctx["targets"]
