@@ -126,3 +126,38 @@ def test_per_sample_noise_does_not_average_out_over_the_epochs(space):
     assert float(averages["per_sample"].max()) < rho + 0.1
     assert float(averages["per_sample"].mean()) < rho + 0.05
     assert float(averages["per_step"].mean()) > 0.85          # fresh noise averaged away
+
+
+def test_a_neighbour_substitute_is_the_mean_of_its_nearest_others_true_messages():
+    """Issue 35, item 4: with norm "own" the substitute is exactly the mean of the true
+    messages of the `neighbours` samples whose embeddings are closest in cosine, never the
+    sample's own; with "keep" a positive multiple of it at the true norm."""
+    g, ctx = true_messages(jax.random.key(7))
+    h = jax.random.normal(jax.random.key(8), (B, D))
+    hs = (h, jnp.zeros((B, D)))
+    top = lambda parts: parts[0][:, :C] + parts[1][:, :C]                    # noqa: E731
+    s = substitute(SubstituteGradients(mode="neighbour", neighbours=3, norm="own"), g, ctx,
+                   top, hs)
+    unit = np.asarray(h) / np.linalg.norm(np.asarray(h), axis=-1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1)[:, :3]
+    expected = np.asarray(g)[nearest].mean(axis=1)
+    np.testing.assert_allclose(s, expected, rtol=1e-5, atol=1e-9)
+    assert not (nearest == np.arange(B)[:, None]).any()
+    kept = substitute(SubstituteGradients(mode="neighbour", neighbours=3), g, ctx, top, hs)
+    np.testing.assert_allclose(cosine(kept, expected), 1.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(kept, axis=-1), jnp.linalg.norm(g, axis=-1),
+                               rtol=1e-5)
+    assert SubstituteGradients(mode="neighbour").needs == WHOLE_BATCH
+    with pytest.raises(ConfigError, match="defense.sg.neighbours: 64 neighbours need a batch"):
+        substitute(SubstituteGradients(mode="neighbour", neighbours=B), g, ctx, top, hs)
+    with pytest.raises(ConfigError, match="defense.ladsg.neighbours: must be a positive"):
+        LADSG(mode="neighbour", neighbours=0)
+
+
+def test_ladsg_with_neighbour_substitution_trains(synthetic):
+    config = TrainConfig(bottom_hidden=(16,), top_hidden=(16,), epochs=4, batch_size=32,
+                         learning_rate=0.1, defense=LADSG(mode="neighbour"))
+    result = Runner(config).fit(synthetic, seed_keys(0, 2))
+    assert np.asarray(result.test_accuracy)[:, -1].min() > 0.6

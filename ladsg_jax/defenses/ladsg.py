@@ -70,6 +70,7 @@ class LADSG(Composite):
     mix: float = 1.0
     prob: float = 1.0
     flsg_samples: int = 16
+    neighbours: int = 4
     threshold: float = 0.5
     warmup: int = 20
     kappa: float = 3.0

@@ -12,9 +12,10 @@ from flax import struct
 from ladsg_jax.defenses.anonymize import (TeacherCandidates, candidate_count, check_candidates,
                                           teacher_candidates)
 from ladsg_jax.defenses.base import BATCH_CUT, WHOLE_BATCH, Defense
+from ladsg_jax.defenses.neighbours import neighbour_substitute
 from ladsg_jax.errors import one_of, require
 
-MODES = ("decoy", "cosine", "flsg")
+MODES = ("decoy", "cosine", "flsg", "neighbour")
 NORMS = ("keep", "own", "batch_mean")
 NOISE_SPACES = ("free", "message")
 
@@ -86,14 +87,16 @@ class SubstituteGradients(Defense):
       "free" (the default) draws it in the whole embedding space.
     - `mode="flsg"`: `flsg_samples` Gaussian draws, the first whose cosine to g_i is at least
       `threshold`, else the closest (Fan et al. 2024's FLSG rule, vectorized).
+    - `mode="neighbour"`: the mean of the true messages of the `neighbours` other samples of the
+      batch whose embeddings are closest in cosine (`defenses/neighbours.py`).
 
     `norm`: "keep" rescales each substitute to ‖g_i‖, "own" leaves it as the mode made it,
     "batch_mean" uses the batch's mean ‖g‖. Then s_i ← (1−α)·g_i + α·s_i (`mix` α) for each
     sample with probability π (`prob`), else s_i = g_i.
 
     Attributes:
-        mode: how the substitute is made: decoy, cosine or flsg (see above).
-            Allowed: one of decoy, cosine, flsg.
+        mode: how the substitute is made: decoy, cosine, flsg or neighbour (see above).
+            Allowed: one of decoy, cosine, flsg, neighbour.
         decoy: when decoy mode draws the decoy's centre c_i: per_step or per_sample (see
             above). Allowed: one of per_step, per_sample.
         candidates: decoy mode's S_i: the teacher's top k−1 other classes, or random ones.
@@ -111,6 +114,8 @@ class SubstituteGradients(Defense):
         prob: probability π that a sample's message is substituted; larger, stronger.
             Allowed: [0, 1].
         flsg_samples: flsg mode's number of Gaussian draws per sample. Allowed: integer >= 1.
+        neighbours: neighbour mode's number of similar samples averaged.
+            Allowed: integer >= 1; also below the batch size.
         threshold: flsg mode's cosine to the true message a draw must reach; lower, stronger.
             Allowed: [-1, 1].
         k: size of the candidate set C_i = {y_i} ∪ S_i of decoy mode; None takes
@@ -137,6 +142,7 @@ class SubstituteGradients(Defense):
     mix: float = 1.0
     prob: float = 1.0
     flsg_samples: int = 16
+    neighbours: int = 4
     threshold: float = 0.5
     k: int | None = None
     epsilon: float = 0.3
@@ -157,6 +163,8 @@ class SubstituteGradients(Defense):
         require(isinstance(self.flsg_samples, int) and self.flsg_samples >= 1,
                 f"{prefix}.flsg_samples", f"must be a positive integer, got "
                                           f"{self.flsg_samples!r}")
+        require(isinstance(self.neighbours, int) and self.neighbours >= 1,
+                f"{prefix}.neighbours", f"must be a positive integer, got {self.neighbours!r}")
         require(-1 <= self.threshold <= 1, f"{prefix}.threshold",
                 f"must be in [-1, 1], got {self.threshold!r}")
         require(isinstance(self.teacher_epochs, int) and self.teacher_epochs > 0,
@@ -165,10 +173,10 @@ class SubstituteGradients(Defense):
 
     @property
     def needs(self) -> str:
-        # the decoy's shift and message-space noise are the top model's pullbacks; the other
-        # modes draw noise in the batch's shape, FLSG's candidates, the prob's coins or the
-        # batch's mean norm
-        return WHOLE_BATCH if self.mode == "decoy" or self.pulls_noise_back else BATCH_CUT
+        # pullbacks through the top model, or other samples' embeddings; the other modes need
+        # the batch's messages only (noise, FLSG's draws, the coins, the mean norm)
+        whole = self.mode in ("decoy", "neighbour") or self.pulls_noise_back
+        return WHOLE_BATCH if whole else BATCH_CUT
 
     @property
     def pulls_noise_back(self) -> bool:
@@ -232,6 +240,8 @@ class SubstituteGradients(Defense):
             party = {**ctx, "key": jax.random.fold_in(ctx["key"], k)}
             if state.noise_directions is not None:
                 party["noise"] = state.noise_directions[k][ctx["index"]]
+            if self.mode == "neighbour":
+                party["embedding"] = jax.lax.stop_gradient(hs[k])
             if self.pulls_noise_back:
                 if "noise" not in party:
                     noise_key, party["key"] = jax.random.split(party["key"])
@@ -256,6 +266,9 @@ class SubstituteGradients(Defense):
         elif self.mode == "cosine":
             noise = ctx["noise"] if "noise" in ctx else jax.random.normal(mode_key, g.shape)
             s = g_norm * cosine_substitute(g, hp["rho"], noise)
+        elif self.mode == "neighbour":
+            s = neighbour_substitute(g, ctx["embedding"], self.neighbours,
+                                     f"defense.{self.name}.neighbours")
         else:
             s = flsg_substitute(mode_key, g, self.flsg_samples, hp["threshold"])
         s_norm = jnp.linalg.norm(s, axis=-1, keepdims=True) + 1e-12
