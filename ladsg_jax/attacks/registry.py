@@ -8,7 +8,7 @@ and the figures loop over `ATTACKS`. Plugins add entries with `register_attack`
 from __future__ import annotations
 
 from ladsg_jax.attacks import (adaptive, certificate, clustering, completion, direct, inversion,
-                               scoring)
+                               neighbour_inversion, scoring)
 from ladsg_jax.attacks.base import GROUPS, Attack
 from ladsg_jax.errors import ConfigError, unknown
 
@@ -31,6 +31,12 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
                           "lets a non-label class reach (label anonymization's ε/(k−1))",
            certificate.run_certificate, "top1", ("wire_all", "defense"), top_model="none",
            group="none", column="cert", label="certificate"),
+    Attack("neighbour_inversion", "adaptive direct inference against neighbour substitution: "
+                                  "rebuild the batch's mixing from the attacker's own "
+                                  "embeddings, solve it for the true messages, argmin",
+           neighbour_inversion.run_neighbour_inversion, "top1",
+           ("features", "bottom", "wire_all", "defense"), top_model="none", group="none",
+           column="unmix", label="neighbour inversion"),
     Attack("message_classifier", "adaptive: a scorer of each class entry of a sample's "
                                  "messages over the epochs (raw, centred, unit; extremes, "
                                  "ranks), learned from the known labels",
