@@ -191,7 +191,4 @@ def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
                     scores[kind].append(attack[kind])
         for kind, values in scores.items():
             row[kind.replace("dcs", "dcs_mean")] = float(np.mean(values)) if values else None
-        best = (row["strongest"] or {}).get("mean")
-        for kind, ideal in (("dcs", 0.0), ("dcs_chance", row["chance"]["top1"])):
-            row[kind] = (metrics.dcs(best, mp, ideal, mp_star) if best is not None and known_mp
-                         else None)
+        row.update(ranking.dcs_at(row["strongest"], mp, mp_star, row["chance"]["top1"]))

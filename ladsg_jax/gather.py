@@ -118,7 +118,7 @@ def rows_of(path: str, record: dict) -> list[dict]:
 
 def add_scores(rows: list[dict]) -> None:
     """Adds to each row its strongest attack, its floor and both DCS (module docstring)."""
-    from ladsg_jax import metrics, ranking
+    from ladsg_jax import ranking
 
     for row in rows:
         row["strongest"] = ranking.strongest(row["attacks"])
@@ -130,13 +130,9 @@ def add_scores(rows: list[dict]) -> None:
     for row in rows:
         base = next((r for r in rows if r["dataset"] == row["dataset"]
                      and r["setting"] == row["setting"] and r["defense"] == "none"), None)
-        best, mp = row["strongest"], row["mp"]["mean"]
-        mp_star = base and base["mp"]["mean"]
-        known = best is not None and mp is not None and mp_star is not None
-        row["dcs"] = metrics.dcs(best["mean"], mp, 0.0, mp_star) if known else None
-        chance = (row.get("chance") or {}).get("top1")
-        row["dcs_chance"] = (metrics.dcs(best["mean"], mp, chance, mp_star)
-                             if known and chance is not None else None)
+        row.update(ranking.dcs_at(row["strongest"], row["mp"]["mean"],
+                                  base and base["mp"]["mean"],
+                                  (row.get("chance") or {}).get("top1")))
 
 
 def gather(paths: list[str]) -> list[dict]:

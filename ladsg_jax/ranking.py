@@ -12,11 +12,12 @@ is a candidate of its own); the raw-feature baselines (`registry.is_baseline`: `
 `raw_classifier`) are not candidates: the better of them is the floor beside it, and the
 excess is strongest − floor. Leak AUCs have no class guesses and keep their own columns.
 
-A record written before recovery was reported (before this change in 0.2.0) falls back to its own score
-when that is a top-1.
+A record written before recovery was reported (before this change in 0.2.0) falls back to its
+own score when that is a top-1.
 """
 from __future__ import annotations
 
+from ladsg_jax import metrics
 from ladsg_jax.attacks.registry import is_baseline
 
 
@@ -72,6 +73,16 @@ def floor(attacks: dict) -> dict | None:
     (`raw_mc`, `raw_classifier`), with `from` naming it; None when none was scored."""
     return best_of([(name, recovery(record)) for name, record in attacks.items()
                     if is_baseline(name) and recovery(record) is not None])
+
+
+def dcs_at(best: dict | None, mp, mp_star, chance) -> dict:
+    """Both defense capability scores at the strongest attack `best` (VFLAIR's DCS, Zou et al.
+    2024): `dcs` with ideal attack performance 0, `dcs_chance` with top-1's `chance` level;
+    None where the attack, MP, the undefended MP* or the chance level is missing."""
+    known = best is not None and mp is not None and mp_star is not None
+    return {"dcs": metrics.dcs(best["mean"], mp, 0.0, mp_star) if known else None,
+            "dcs_chance": (metrics.dcs(best["mean"], mp, chance, mp_star)
+                           if known and chance is not None else None)}
 
 
 def excess(best: dict | None, base: dict | None) -> float | None:

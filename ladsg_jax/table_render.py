@@ -19,9 +19,10 @@ def table_columns() -> list[tuple[str, str]]:
 
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
     """One Markdown table per data set: MP, the strongest attack by label recovery (which one;
-    and the strongest of each setting, without and with the top model), the raw-feature floor, the excess and both DCS at the strongest (`ladsg_jax.ranking`); then
-    each attack's mean ± std with its reduction against no defense and the excess of its
-    recovery over the floor; the mean DCS over the attacks last."""
+    and the strongest of each setting, without and with the top model), the raw-feature floor,
+    the excess and both DCS at the strongest (`ladsg_jax.ranking`); then each attack's mean ±
+    std with its reduction against no defense and the excess of its recovery over the floor;
+    the mean DCS over the attacks last."""
     out = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         mine = [r for r in rows if r["dataset"] == dataset]

@@ -60,7 +60,7 @@ def run_neighbour_inversion(context, view, key):
     messages, indices = recovered_messages(view.wire, features, stage)
     n, d = context.num_train, messages.shape[-1]
     lowest, total = np.full((n, d), np.inf), np.zeros((n, d))
-    count, last = np.zeros(n), np.full((n, d), np.nan)
+    count, last = np.zeros(n), np.zeros((n, d))
     for e in range(indices.shape[0]):
         rows, values = indices[e].reshape(-1), messages[e].reshape(-1, d)
         lowest[rows] = np.minimum(lowest[rows], values)
@@ -68,7 +68,7 @@ def run_neighbour_inversion(context, view, key):
         count[rows] += 1
         last[rows] = values
     seen = np.flatnonzero(count > 0)
-    readings = {"last": np.nan_to_num(last, nan=0.0), "min": lowest,
+    readings = {"last": last, "min": lowest,
                 "average": total / np.maximum(count, 1)[:, None]}
     guesses = {name: Predictions(index=seen, labels=values[seen].argmin(-1))
                for name, values in readings.items()}
