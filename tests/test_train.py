@@ -10,6 +10,8 @@ from ladsg_jax.data import load
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.presets import preset_config
+from ladsg_jax.vfl.model import VFLModel
+from ladsg_jax.vfl.programs import shared_model_init, traced_model_init
 from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.strategy import count_params, resolve_strategy
 from ladsg_jax.vfl.train import make_train
@@ -135,6 +137,20 @@ def test_auto_strategy_follows_the_backend_and_model(digits):
     assert (runner.loop, runner.seeds) == ("scan", "vmap")      # the digits MLP is small
     assert count_params(runner.trainer.init, jax.random.key(0), digits) == sum(
         x.size for x in jax.tree.leaves(runner.fit(digits, seed_keys(0, 1)).state.params))
+
+
+def test_a_runner_traces_its_model_initialization_once(breast_cancer, monkeypatch):
+    """Counting the parameters (to choose the strategy) and compiling the initialization share
+    one trace of the models' `init`: a start-up cost a second run pays even with every program
+    in the compile cache."""
+    traced = []
+    original = VFLModel.init
+    monkeypatch.setattr(VFLModel, "init", lambda self, *args: traced.append(1) or original(
+        self, *args))
+    traced_model_init.cache_clear()            # nothing traced by earlier tests is reused
+    shared_model_init.cache_clear()
+    Runner(SMALL).fit(breast_cancer, seed_keys(0, 2))
+    assert len(traced) == 1
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -121,6 +121,12 @@ def prepare_copy(name: str, data_dir: str, source: str | None = None,
     A prepared copy is reused, even when its original file is gone; an original file that is
     given and differs from the one the copy was built from is a `ConfigError`.
     """
+    return _prepared_builder(name, data_dir, source, manual_dir, options)[1]
+
+
+def _prepared_builder(name: str, data_dir: str, source: str | None, manual_dir: str | None,
+                      options: dict):
+    """`prepare_copy`'s work: (a builder that reads the prepared copy, its info dict)."""
     spec = spec_for(name)
     options = spec.content_options(options)
     manual_dir = os.path.expanduser(manual_dir) if manual_dir else default_manual_dir(data_dir)
@@ -133,13 +139,17 @@ def prepare_copy(name: str, data_dir: str, source: str | None = None,
             raise missing_source(spec, manual_dir)
         local = download_source(spec, data_dir, manual_dir)
     if local is None:
-        return info
+        return builder, info
     digest = source_digest(local, info)
     built_from = info["digest"] if info else _read_text(os.path.join(path, DIGEST_FILE))
     if built_from is not None and built_from != digest:
         raise ConfigError("data_dir", f"{data_dir} already holds {name} prepared from another "
                                       f"file than {local}; use another data_dir")
-    return info or _build(builder, spec, local, digest, options)
+    if info is not None:
+        return builder, info
+    # a builder made before its copy was prepared is not asked to read it: a new one is
+    info = _build(builder, spec, local, digest, options)
+    return make_builder(name, data_dir, options), info
 
 
 def _build(builder, spec: DatasetSpec, local: str, digest: str, options: dict) -> dict:
@@ -205,8 +215,7 @@ def read_prepared(name: str, data_dir: str, source: str | None = None,
     spec = spec_for(name)
     split = None
     try:
-        info = prepare_copy(name, data_dir, source=source, manual_dir=manual_dir, **options)
-        builder = make_builder(name, data_dir, spec.content_options(options))
+        builder, info = _prepared_builder(name, data_dir, source, manual_dir, options)
         out = {"num_classes": spec.num_classes, "vocab_size": spec.vocab_size, "info": info}
         for split in ("train", "test"):
             out[f"{split}_x"], out[f"{split}_y"] = read_split(builder, split)

@@ -34,10 +34,18 @@ def model_config(config: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=16)
+def traced_model_init(config: TrainConfig) -> Callable:
+    """`init_model(key, data, learning_rate)` of `model_config(config)` under `jax.jit`: one
+    object, so that counting its parameters (`jax.eval_shape`) and compiling it inside
+    `shared_model_init` trace the model once."""
+    return jax.jit(make_trainer(config).init_model)
+
+
+@functools.lru_cache(maxsize=16)
 def shared_model_init(config: TrainConfig, vmapped: bool, impl: str) -> Callable:
     """The jitted `init_model` of `model_config(config)`, one per configuration, so that runs
     of every defense (and every learning rate) with the same model share one compiled
     initialization (a bounded memo of compiled programs, as JAX's own caches; nothing in it
     changes a result)."""
-    init_model = with_key(make_trainer(config).init_model, impl)
+    init_model = with_key(traced_model_init(config), impl)
     return jax.jit(jax.vmap(init_model, in_axes=(0, None, 0)) if vmapped else init_model)

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.errors import ConfigError, require
-from ladsg_jax.vfl.programs import first_key, model_config, shared_model_init, with_key
+from ladsg_jax.vfl.programs import (first_key, model_config, shared_model_init,
+                                     traced_model_init, with_key)
 from ladsg_jax.vfl.strategy import count_params, resolve_grid, resolve_strategy
 from ladsg_jax.vfl.train import (Result, WireRecord, default_hparams, make_trainer,
                                   result_from_history, stack_hparams)
@@ -60,7 +61,10 @@ class Runner:
 
     def _build(self, data: VFLData, key: jax.Array) -> None:
         trainer = self.trainer
-        num_params = count_params(trainer.init, key, data, default_hparams(self.config))
+        hparams = default_hparams(self.config)
+        model_init = (jax.jit(trainer.init_model) if self.optimizers else
+                      traced_model_init(model_config(self.config)))
+        num_params = count_params(model_init, key, data, hparams["learning_rate"])
         self.loop, self.seeds = resolve_strategy(self.config, self.backend, num_params)
         self.grid = resolve_grid(self.config, self.seeds)
         # batch and epoch axes of recorded wires sit after the seed axis when seeds are vmapped
@@ -86,10 +90,10 @@ class Runner:
         # for a grid's or a seed group's size
         impl = str(jax.random.key_impl(key))
         init_defense = compile_fn(with_key(trainer.init_defense, impl), (0, None, 0))
-        empty = jax.eval_shape(trainer.init_defense, key, data, default_hparams(self.config))
+        empty = jax.eval_shape(trainer.init_defense, key, data, hparams)
         if not jax.tree.leaves(empty):                 # a defense without state compiles nothing
             init_defense = lambda key_data, data, hparams: empty     # noqa: E731
-        init_model = (compile_fn(with_key(trainer.init_model, impl), (0, None, 0))
+        init_model = (compile_fn(with_key(model_init, impl), (0, None, 0))
                       if self.optimizers else
                       shared_model_init(model_config(self.config), self.seeds == "vmap", impl))
 

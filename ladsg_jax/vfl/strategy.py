@@ -53,7 +53,8 @@ def resolve_grid(config: TrainConfig, seeds: str) -> str:
     return seeds
 
 
-def count_params(init: Callable, key: jax.Array, data: VFLData, hparams=None) -> int:
-    """Parameters of one seed's model, from shapes alone (nothing is computed)."""
-    state = jax.eval_shape(init, key, data, hparams)
+def count_params(init: Callable, key: jax.Array, data: VFLData, *args) -> int:
+    """Parameters of one seed's model, from shapes alone (nothing is computed): `init(key,
+    data, *args)` is a trainer's `init` (hyperparameters) or `init_model` (learning rate)."""
+    state = jax.eval_shape(init, key, data, *args)
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state.params))
