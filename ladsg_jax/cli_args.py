@@ -13,7 +13,8 @@ from ladsg_jax.errors import unknown
 from ladsg_jax.flags import add_fields, given
 from ladsg_jax.presets import known_labels_for, preset_config
 
-CONFIG_SKIP = ("num_parties", "defense", "record_wire")    # flags of their own, or internal
+# flags of their own, or internal
+CONFIG_SKIP = ("num_parties", "defense", "record_wire", "record_embeddings")
 CONFIG_DEST, SETTINGS_DEST, MIXMATCH_DEST = "config_", "attack_", "mc_"
 
 

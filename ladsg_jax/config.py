@@ -58,6 +58,9 @@ class TrainConfig:
             `models/fast_conv.py`: the same numbers, faster on XLA:CPU; auto: fast on the CPU).
         record_wire: none, last or all: which epochs' messages to the passive parties are kept
             (what the attacks read).
+        record_embeddings: with a recorded wire, also keep the embeddings each passive party
+            sent at each recorded step (what a party that logs its own forward passes holds;
+            set by the attack suite for an attack that reads "embeddings_sent").
         defense: the defense (`ladsg_jax.defenses`).
     """
 
@@ -83,6 +86,7 @@ class TrainConfig:
     parallel: str = "none"
     conv_gradients: str = "auto"
     record_wire: str = "none"
+    record_embeddings: bool = False
     defense: Defense = Defense()
 
     def __post_init__(self):
@@ -153,6 +157,13 @@ def validate(config: TrainConfig) -> None:
     check_number(config.learning_rate, "learning_rate", 0, low_open=True)
     check_number(config.momentum, "momentum", 0, 1, high_open=True)
     check_number(config.weight_decay, "weight_decay", 0)
+    require(isinstance(config.record_embeddings, bool), "record_embeddings",
+            f"must be true or false, got {config.record_embeddings!r}")
+    require(not config.record_embeddings or config.record_wire != "none", "record_embeddings",
+            "keeps the embeddings beside a recorded wire: set record_wire to last or all")
+    require(not config.record_embeddings or config.parallel == "none", "record_embeddings",
+            f"is recorded by one device's step; allowed with parallel none, got "
+            f"{config.parallel!r}")
     require(isinstance(config.defense, Defense), "defense",
             f"must be a Defense instance (see ladsg_jax.defenses.make_defense), "
             f"got {type(config.defense).__name__}")

@@ -12,8 +12,10 @@ from typing import Callable
 from ladsg_jax.errors import ConfigError, one_of
 
 # what of party 0's holdings an attack may read (`AttackerView.restricted` hides the rest);
-# "defense": the run's defense as configured, public (Kerckhoffs), never its state
-READS = ("features", "bottom", "wire_last", "wire_all", "known_labels", "defense")
+# "defense": the run's defense as configured, public (Kerckhoffs), never its state;
+# "embeddings_sent": the embeddings party 0 sent at each recorded step (its own forward passes)
+READS = ("features", "bottom", "wire_last", "wire_all", "known_labels", "defense",
+         "embeddings_sent")
 METRICS = ("top1", "auc", "completion")     # completion: top-1, F1 (binary) or top-5 by classes
 TRAININGS = ("honest", "malicious", "none")
 TOP_MODELS = ("any", "mlp", "none")

@@ -1,13 +1,16 @@
 """The attack that knows neighbour substitution (issue 35, item 4): undo the batch's averaging.
 
-Under `mode="neighbour"` (`defenses/neighbours.py`) party 0 receives s = M·g for each batch,
-M = (1−α)·I + α·W, W the neighbour weights of the batch's embeddings and α the public `mix`.
-The embeddings are party 0's own, so it can rebuild W: here from its final bottom model (the
-embeddings it sent in the last epoch are close to those; a party that logged what it sent
-would have them exactly), and solves M·g = s by least squares for each recorded batch, then
-reads the recovered messages by argmin (Fu et al. 2022's direct attack) at the last epoch, at
-each entry's minimum over the epochs and averaged over the epochs. Without a neighbour stage in
-the run's defense M = I and this is the direct argmin.
+Under `mode="neighbour"` (`defenses/neighbours.py`) party 0 receives, for each batch, the
+mean of each sample's neighbours' true messages W·g, rescaled row by row to the sample's own
+norm (`norm="keep"`, the default; "own" keeps W·g as it is) and mixed with g by the public
+`mix` α. The embeddings are party 0's own, so it rebuilds W from the embeddings it sent at
+each step (it computed them; the suite records them when an attack reads "embeddings_sent"),
+or, in a run without that record, from its final bottom model (an approximation: the first
+version of this attack had only that). It solves each recorded batch for g by least squares
+as if s = M·g (exact under "own"; under "keep" the rescaling is not undone), then reads the
+recovered messages by argmin (Fu et al. 2022's direct attack) at the first and the last
+epoch, at each entry's minimum over the epochs and averaged over the epochs. Without a
+neighbour stage in the run's defense nothing is mixed and this is the direct argmin.
 """
 from __future__ import annotations
 
@@ -40,38 +43,73 @@ def mixing_matrix(batch_embeddings: np.ndarray, stage) -> np.ndarray:
     return (1 - stage.mix) * np.eye(size) + stage.mix * weights
 
 
-def recovered_messages(wire, features: np.ndarray, stage):
-    """The least-squares true messages (epochs, num_batches, B, d) and their indices."""
+def recovered_messages(wire, features: np.ndarray | None, stage):
+    """The true messages (epochs, num_batches, B, d) solved from the received ones by least
+    squares, s = M·g, their indices, and which of them the batch's mixing determines. Each
+    batch's mixing comes from the embeddings sent in that step when the wire holds them, else
+    from `features` (party 0's embeddings of every training sample) at the batch's indices. A
+    sample's message is determined when its unit vector lies in the mixing's row space
+    (M⁺M e_i = e_i); with `mix` 1 a sample no other picks as a neighbour enters no received
+    message. Under `norm="keep"` each row of W·g was rescaled to |g_i| before mixing, which
+    this linear solve does not undo (an approximation; see experiments/README.md)."""
     indices = np.asarray(wire.indices)
     received = np.asarray(wire.messages[0], np.float64)
+    if stage is None:
+        return received, indices, np.ones(indices.shape, bool)
+    sent = None if wire.embeddings is None else np.asarray(wire.embeddings[0])
     out = np.empty_like(received)
+    determined = np.empty(indices.shape, bool)
     for e in range(indices.shape[0]):
         for b in range(indices.shape[1]):
-            mixing = mixing_matrix(features[indices[e, b]], stage)
-            out[e, b] = np.linalg.lstsq(mixing, received[e, b], rcond=None)[0]
-    return out, indices
+            batch = sent[e, b] if sent is not None else features[indices[e, b]]
+            mixing = mixing_matrix(batch, stage)
+            inverse = np.linalg.pinv(mixing, rcond=1e-10)
+            out[e, b] = inverse @ received[e, b]
+            determined[e, b] = np.abs(np.diag(inverse @ mixing) - 1) < 1e-6
+    return out, indices, determined
+
+
+def readings_of(messages, indices, determined, num_train: int) -> dict:
+    """Per sample: the first and the last, each entry's minimum and the average of its
+    recovered messages over the epochs where they were determined (over all its epochs where
+    none was)."""
+    d = messages.shape[-1]
+    found = {}
+    for use in ("determined", "any"):
+        lowest, total = np.full((num_train, d), np.inf), np.zeros((num_train, d))
+        count, first, last = np.zeros(num_train), np.zeros((num_train, d)), np.zeros((num_train, d))
+        for e in range(indices.shape[0]):
+            keep = determined[e].reshape(-1) if use == "determined" else slice(None)
+            rows, values = indices[e].reshape(-1)[keep], messages[e].reshape(-1, d)[keep]
+            new = count[rows] == 0
+            first[rows[new]] = values[new]
+            lowest[rows] = np.minimum(lowest[rows], values)
+            total[rows] += values
+            count[rows] += 1
+            last[rows] = values
+        found[use] = count, {"first": first, "last": last, "min": lowest,
+                             "average": total / np.maximum(count, 1)[:, None]}
+    count, readings = found["determined"]
+    fallback = count == 0
+    for name, values in readings.items():
+        values[fallback] = found["any"][1][name][fallback]
+    return readings, found["any"][0] > 0, float((~fallback).mean())
 
 
 def run_neighbour_inversion(context, view, key):
-    """Argmin of the recovered messages: the last epoch's, each entry's minimum over the
-    epochs, and the average."""
+    """Argmin of the recovered messages: the first epoch's (Fu et al.'s reading, the score)
+    and the last's, each entry's minimum over the epochs, and the average, each over the
+    epochs that determined the sample's message."""
     stage = neighbour_stage(view.defense)
-    features = embeddings(context, view)
-    messages, indices = recovered_messages(view.wire, features, stage)
-    n, d = context.num_train, messages.shape[-1]
-    lowest, total = np.full((n, d), np.inf), np.zeros((n, d))
-    count, last = np.zeros(n), np.zeros((n, d))
-    for e in range(indices.shape[0]):
-        rows, values = indices[e].reshape(-1), messages[e].reshape(-1, d)
-        lowest[rows] = np.minimum(lowest[rows], values)
-        total[rows] += values
-        count[rows] += 1
-        last[rows] = values
-    seen = np.flatnonzero(count > 0)
-    readings = {"last": last, "min": lowest,
-                "average": total / np.maximum(count, 1)[:, None]}
+    logged = view.wire.embeddings is not None
+    features = None if logged or stage is None else embeddings(context, view)
+    messages, indices, determined = recovered_messages(view.wire, features, stage)
+    readings, seen, share = readings_of(messages, indices, determined, context.num_train)
+    seen = np.flatnonzero(seen)
     guesses = {name: Predictions(index=seen, labels=values[seen].argmin(-1))
                for name, values in readings.items()}
-    return {"score": guesses["last"], "reading": "last", "readings": guesses,
+    return {"score": guesses["first"], "reading": "first", "readings": guesses,
             "choice": "no neighbour stage: plain argmin" if stage is None
-            else f"{stage.neighbours} neighbours, mix {stage.mix:g}"}
+            else f"{stage.neighbours} neighbours, mix {stage.mix:g}, from the "
+                 + ("embeddings sent at each step" if logged else "final bottom's embeddings")
+                 + f"; {share:.0%} of the samples determined"}

@@ -35,8 +35,8 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
                                   "rebuild the batch's mixing from the attacker's own "
                                   "embeddings, solve it for the true messages, argmin",
            neighbour_inversion.run_neighbour_inversion, "top1",
-           ("features", "bottom", "wire_all", "defense"), top_model="none", group="none",
-           column="unmix", label="neighbour inversion"),
+           ("features", "bottom", "wire_all", "embeddings_sent", "defense"), top_model="none",
+           group="none", column="unmix", label="neighbour inversion"),
     Attack("message_classifier", "adaptive: a scorer of each class entry of a sample's "
                                  "messages over the epochs (raw, centred, unit; extremes, "
                                  "ranks), learned from the known labels",

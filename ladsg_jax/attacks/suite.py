@@ -86,12 +86,13 @@ def recovered_labels(out: dict, metric: str):
 
 def train_for_attacks(config: TrainConfig, data: VFLData, num_seeds: int, seed: int,
                       malicious: bool, gamma: float = 1.0, progress: bool | str = False,
-                      checkpoint_dir: str | None = None, hparams=None, rule: str = "paper"):
-    """A run recording every epoch's wire; party 0 uses the malicious SGD (`rule`, at the
-    honest parties' learning rate and step decay, a grid's traced rate included) when asked.
-    With `hparams` (a grid, `vfl.runner.stack_hparams`), one run per (point, seed),
-    point-major."""
-    config = config.replace(record_wire="all")
+                      checkpoint_dir: str | None = None, hparams=None, rule: str = "paper",
+                      embeddings: bool = False):
+    """A run recording every epoch's wire (and the sent embeddings with `embeddings`); party 0
+    uses the malicious SGD (`rule`, at the honest parties' learning rate and step decay, a
+    grid's traced rate included) when asked. With `hparams` (a grid,
+    `vfl.runner.stack_hparams`), one run per (point, seed), point-major."""
+    config = config.replace(record_wire="all", record_embeddings=embeddings)
     optimizers = None
     if malicious:
         optimizers = {"party_0": MaliciousOptimizer.for_config(config, gamma, rule)}
@@ -139,16 +140,17 @@ def attack_grid(config: TrainConfig, data: VFLData, attacks: list[str], num_seed
     known_idx = select_known_labels(data.train_y, settings.known_labels, data.num_classes, seed)
     needs = {"malicious"} if hybrid else {ATTACKS[name].training for name in attacks}
     needs = needs or {"honest"}
+    sent = any("embeddings_sent" in ATTACKS[name].reads for name in attacks)
     runs = {}
     if needs & {"honest", "none"}:
         runs["honest"] = train_for_attacks(config, data, num_seeds, seed, False,
                                            progress=progress, checkpoint_dir=ckpt("honest"),
-                                           hparams=hparams)
+                                           hparams=hparams, embeddings=sent)
     if "malicious" in needs:
         runs["malicious"] = train_for_attacks(config, data, num_seeds, seed, True,
                                               settings.malicious_gamma, progress=progress,
                                               checkpoint_dir=ckpt("malicious"), hparams=hparams,
-                                              rule=settings.malicious_rule)
+                                              rule=settings.malicious_rule, embeddings=sent)
     runner = attack_runner or AttackRunner(config, data, settings)
     keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
     points = 1 if hparams is None else jax.tree.leaves(hparams)[0].shape[0]

@@ -31,10 +31,14 @@ class AttackerView:
 
     def restricted(self, reads: tuple) -> "AttackerView":
         """This view with what is not in `reads` removed (None): the wire keeps only party
-        0's messages, and with `wire_last` only the last epoch's."""
+        0's messages (and its sent embeddings with `embeddings_sent`), and with `wire_last`
+        only the last epoch's."""
         wire = None
         if "wire_all" in reads or "wire_last" in reads:
-            wire = WireRecord(self.wire.indices, self.wire.messages[:1])
+            sent = self.wire.embeddings
+            wire = WireRecord(self.wire.indices, self.wire.messages[:1],
+                              sent[:1] if sent is not None and "embeddings_sent" in reads
+                              else None)
             if "wire_all" not in reads:
                 wire = jax.tree.map(lambda a: a[-1:], wire)
         has = lambda item: item in reads

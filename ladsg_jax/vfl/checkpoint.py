@@ -144,8 +144,9 @@ class EpochCheckpoints:
         item = {"state": serialization.to_state_dict(state.replace(
                     key=jax.random.key_data(state.key))),
                 "history": stack(history),
-                "wires": stack([{"indices": w.indices, "messages": list(w.messages)}
-                                for w in wires])}
+                "wires": stack([{"indices": w.indices, "messages": list(w.messages),
+                                 **({} if w.embeddings is None else
+                                    {"embeddings": list(w.embeddings)})} for w in wires])}
         manager = self._manager(group)
         with sigint_held():
             manager.save(epoch, args=self._ocp.args.StandardSave(item))
@@ -228,8 +229,8 @@ class EpochCheckpoints:
             if np.shape(want) != np.shape(got):
                 raise ValueError(f"array of shape {np.shape(got)}, expected {np.shape(want)}")
         state = state.replace(key=jax.random.wrap_key_data(state.key))
-        wires = [WireRecord(indices=w["indices"], messages=tuple(
-                     w["messages"][str(k)] for k in range(len(w["messages"]))))
+        wires = [WireRecord(indices=w["indices"], messages=in_order(w["messages"]),
+                            embeddings=in_order(w["embeddings"]) if "embeddings" in w else None)
                  for w in unstack(item["wires"], None)]
         return epoch, state, unstack(item["history"], epoch), wires
 
@@ -277,3 +278,11 @@ def unstack(stacked, count: int | None) -> list:
         return []
     count = leaves[0].shape[0] if count is None else count
     return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(count)]
+
+
+def in_order(by_party) -> tuple:
+    """A restored list (a list, or {"0": ..., "1": ...} as orbax may key it) as the tuple it
+    was saved from."""
+    if isinstance(by_party, dict):
+        return tuple(by_party[str(k)] for k in range(len(by_party)))
+    return tuple(by_party)

@@ -30,7 +30,8 @@ def with_key(fn: Callable, impl: str) -> Callable:
 def model_config(config: TrainConfig) -> TrainConfig:
     """`config` less what the model's initialization does not read (the defense, the epochs,
     the wire record; the learning rate is an argument): the key of `shared_model_init`."""
-    return config.replace(defense=Defense(), epochs=1, record_wire="none", learning_rate=1.0)
+    return config.replace(defense=Defense(), epochs=1, record_wire="none",
+                          record_embeddings=False, learning_rate=1.0)
 
 
 @functools.lru_cache(maxsize=16)

@@ -79,8 +79,9 @@ class Runner:
         recording = self.config.record_wire != "none"
 
         def step_at(state, data, indices, i):
+            sent = trainer.sent_embeddings(state, data, indices[i])
             state, metrics, messages = trainer.step_on_indices(state, data, indices[i])
-            return state, metrics, messages if recording else None
+            return state, metrics, (messages, sent) if recording else None
 
         def summarize_eval(stacked, state, data):
             accuracy = trainer.evaluate(state, data.test_x, data.test_y, data)
@@ -123,16 +124,17 @@ class Runner:
 
         def epoch_by_steps(state, data):
             state, indices = draw(state, data)
-            step_metrics, step_messages = [], []
+            step_metrics, step_wires = [], []
             for i in range(indices.shape[-2]):
-                state, metrics, messages = step(state, data, indices, i)
+                state, metrics, sent = step(state, data, indices, i)
                 step_metrics.append(metrics)
-                step_messages.append(messages)
-            stacked = jax.tree.map(lambda *m: jnp.stack(m, axis=self._seed_lead), *step_metrics)
+                step_wires.append(sent)
+            stack = lambda *m: jnp.stack(m, axis=self._seed_lead)     # noqa: E731
+            stacked = jax.tree.map(stack, *step_metrics)
             wire = None
             if recording:
-                wire = WireRecord(indices=indices, messages=tuple(
-                    jnp.stack(m, axis=self._seed_lead) for m in zip(*step_messages)))
+                messages, embeddings = jax.tree.map(stack, *step_wires)
+                wire = WireRecord(indices=indices, messages=messages, embeddings=embeddings)
             return state, summarize(stacked, state, data), wire
 
         self._epoch = epoch_by_steps
@@ -151,7 +153,7 @@ class Runner:
         def step_at(state, data, indices, i):
             rows = indices[i].reshape(count, -1)[index]
             state, metrics, messages = step(state, gather_batch(data, rows))
-            return state, metrics, messages if recording else None
+            return state, metrics, (messages, None) if recording else None
 
         return step_at
 

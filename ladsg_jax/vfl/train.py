@@ -61,11 +61,14 @@ class WireRecord:
     `indices[e, b]` are the training-sample indices of batch b of recorded epoch e, and
     `messages[k][e, b]` the (batch_size, d) messages passive party k received for them. With
     `record_wire="last"` only the final epoch is kept (e has length 1). Within one epoch (as
-    `run_epoch` returns it) the epoch axis is absent.
+    `run_epoch` returns it) the epoch axis is absent. `embeddings[k][e, b]`, with config
+    `record_embeddings` (else None), are the embeddings party k sent for that batch: its
+    bottom's output at that step, before the update.
     """
 
     indices: jax.Array
     messages: tuple
+    embeddings: tuple | None = None
 
     def per_sample(self, num_samples: int, epoch: int = -1) -> tuple[jax.Array, jax.Array]:
         """Party 0's messages of one recorded epoch in sample order, and which samples were seen.
@@ -88,6 +91,7 @@ class Trainer(NamedTuple):
     init_defense: Callable  # (key, data, hparams=None) -> the defense's state
     draw_epoch: Callable    # (state, data) -> (state, indices (num_batches, batch_size))
     step_on_indices: Callable  # (state, data, indices (batch_size,)) -> (state, metrics, messages)
+    sent_embeddings: Callable  # (state, data, indices) -> passive parties' embeddings, or None
     summarize: Callable     # (stacked step metrics, test accuracy) -> epoch metrics
     run_epoch: Callable     # (state, data) -> (state, epoch metrics, WireRecord of it or None)
     evaluate: Callable      # (state, xs, y, data) -> accuracy
@@ -149,6 +153,16 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
                       index=indices)
         return step(state, batch)
 
+    def sent_embeddings(state: TrainState, data: VFLData, indices: jax.Array):
+        """What the passive parties send in the step on `indices` from `state` (their bottoms
+        in training mode), when the config records them; else None."""
+        if not config.record_embeddings:
+            return None
+        model = model_for(data)
+        hs, _ = model.embeddings(state.params, state.batch_stats,
+                                 tuple(x[indices] for x in data.train_x), train=True)
+        return tuple(hs[k] for k in model.passive)
+
     def evaluate(state: TrainState, xs: tuple, y: jax.Array, data: VFLData) -> jax.Array:
         model = model_for(data)
         hp = state.hparams["defense"]
@@ -171,11 +185,13 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
         state, indices = draw_epoch(state, data)
 
         def body(s, i):
+            sent = sent_embeddings(s, data, i)
             s, metrics, messages = step_on_indices(s, data, i)
-            return s, (metrics, messages if recording else None)
+            return s, (metrics, messages if recording else None, sent)
 
-        state, (step_metrics, messages) = jax.lax.scan(body, state, indices)
-        wire = WireRecord(indices=indices, messages=messages) if recording else None
+        state, (step_metrics, messages, sent) = jax.lax.scan(body, state, indices)
+        wire = WireRecord(indices=indices, messages=messages, embeddings=sent) if recording \
+            else None
         return state, summarize(step_metrics, evaluate(state, data.test_x, data.test_y, data)), wire
 
     def train(key: jax.Array, data: VFLData, hparams: dict | None = None) -> Result:
@@ -202,7 +218,8 @@ def make_trainer(config: TrainConfig, optimizers: dict | None = None) -> Trainer
 
     return Trainer(config=config, init=init, init_model=init_model, init_defense=init_defense,
                    draw_epoch=draw_epoch,
-                   step_on_indices=step_on_indices, summarize=summarize, run_epoch=run_epoch,
+                   step_on_indices=step_on_indices, sent_embeddings=sent_embeddings,
+                   summarize=summarize, run_epoch=run_epoch,
                    evaluate=evaluate, train=train)
 
 
