@@ -1,5 +1,6 @@
 """The attack that knows neighbour substitution (issue 35, item 4): the batch's mixing rebuilt
 from the attacker's own embeddings and solved for the true messages."""
+import dataclasses
 import json
 
 import jax
@@ -62,10 +63,15 @@ def test_the_true_messages_come_back_from_the_mixed_ones(mix):
     assert not np.allclose(wrong[0].reshape(n, C)[determined], g[determined], atol=1e-3)
 
 
-def test_rows_rescaled_to_their_own_norm_are_not_undone():
-    """Under norm "keep" (the default) each row of W·g is rescaled to |g_i| before mixing: the
-    linear solve's messages are not the true ones (experiments/README.md measures what the
-    attack then reads)."""
+def test_rows_rescaled_to_their_own_norm_are_solved_for_at_mix_1():
+    """Under norm "keep" (the default) each row of W·g is rescaled to |g_i|. At mix 1 (the
+    default) the attack solves for the scales too and names more labels than the linear solve
+    (measured 0.89 against 0.69 on these 64 samples); at a smaller mix it does not undo them."""
+    features, labels, g, wire, stage = mixed_batches("keep", 1.0)
+    aware, _, _ = recovered_messages(wire, features, stage)
+    linear, _, _ = recovered_messages(wire, features, dataclasses.replace(stage, norm="own"))
+    hits = lambda m: (m[0].reshape(labels.size, C).argmin(-1) == labels).mean()   # noqa: E731
+    assert hits(aware) >= hits(linear) + 0.1, (hits(aware), hits(linear))
     features, labels, g, wire, stage = mixed_batches("keep", 0.8)
     recovered, _, _ = recovered_messages(wire, features, stage)
     assert not np.allclose(recovered[0].reshape(labels.size, C), g, atol=1e-3)

@@ -6,11 +6,12 @@ norm (`norm="keep"`, the default; "own" keeps W·g as it is) and mixed with g by
 `mix` α. The embeddings are party 0's own, so it rebuilds W from the embeddings it sent at
 each step (it computed them; the suite records them when an attack reads "embeddings_sent"),
 or, in a run without that record, from its final bottom model (an approximation: the first
-version of this attack had only that). It solves each recorded batch for g by least squares
-as if s = M·g (exact under "own"; under "keep" the rescaling is not undone), then reads the
-recovered messages by argmin (Fu et al. 2022's direct attack) at the first and the last
-epoch, at each entry's minimum over the epochs and averaged over the epochs. Without a
-neighbour stage in the run's defense nothing is mixed and this is the direct argmin.
+version of this attack had only that). It solves each recorded batch for g by least squares,
+s = M·g (exact under "own"; under "keep" with `mix` 1, the default, the unknown row scales
+too, by Levenberg–Marquardt: `rescaled_solve`), then reads the recovered messages by argmin
+(Fu et al. 2022's direct attack) at the first and the last epoch, at each entry's minimum over
+the epochs and averaged over the epochs. Without a neighbour stage in the run's defense
+nothing is mixed and this is the direct argmin.
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def recovered_messages(wire, features: np.ndarray | None, stage):
     from `features` (party 0's embeddings of every training sample) at the batch's indices. A
     sample's message is determined when its unit vector lies in the mixing's row space
     (M⁺M e_i = e_i); with `mix` 1 a sample no other picks as a neighbour enters no received
-    message. Under `norm="keep"` each row of W·g was rescaled to |g_i| before mixing, which
-    this linear solve does not undo (an approximation; see experiments/README.md)."""
+    message. Under `norm="keep"` each row of W·g was rescaled to |g_i|: with `mix` 1 the
+    scales are solved for too (`rescaled_solve`); with a smaller mix (or "batch_mean") they are
+    not undone (an approximation; experiments/README.md)."""
     indices = np.asarray(wire.indices)
     received = np.asarray(wire.messages[0], np.float64)
     if stage is None:
@@ -64,9 +66,44 @@ def recovered_messages(wire, features: np.ndarray | None, stage):
             batch = sent[e, b] if sent is not None else features[indices[e, b]]
             mixing = mixing_matrix(batch, stage)
             inverse = np.linalg.pinv(mixing, rcond=1e-10)
-            out[e, b] = inverse @ received[e, b]
             determined[e, b] = np.abs(np.diag(inverse @ mixing) - 1) < 1e-6
+            if stage.norm == "keep" and stage.mix == 1:
+                out[e, b] = rescaled_solve(inverse, received[e, b])
+            else:
+                out[e, b] = inverse @ received[e, b]
     return out, indices, determined
+
+
+def rescaled_solve(inverse: np.ndarray, received: np.ndarray, steps: int = 100) -> np.ndarray:
+    """g from s under `norm="keep"` and `mix` 1: s_i = (W·g)_i·|g_i| / |(W·g)_i|, so W·g = C·s
+    with C = diag(c) unknown and g = W⁺·C·s; c is found so that |g_i| = |s_i| for every i
+    (Levenberg–Marquardt over log c from c = 1, the Jacobian by hand). A local solution: it
+    need not be the true one, and with W singular none may fit exactly."""
+    norms = np.einsum("id,id->i", received, received) + 1e-30
+    gram = received @ received.T
+
+    def residual(log_c):
+        c = np.exp(np.clip(log_c, -30, 30))
+        g = inverse @ (c[:, None] * received)
+        return np.einsum("id,id->i", g, g) / norms - 1, c
+
+    log_c, damping = np.zeros(received.shape[0]), 1e-3
+    r, c = residual(log_c)
+    cost = r @ r
+    for _ in range(steps):
+        # d(|g_i|²/|s_i|²)/d log c_j = 2 W⁺_ij c_j (Gram · (W⁺_i ⊙ c))_j / |s_i|²
+        jacobian = 2 * inverse * ((inverse * c) @ gram) * c / norms[:, None]
+        normal = jacobian.T @ jacobian
+        step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12),
+                               -jacobian.T @ r)
+        r_new, c_new = residual(log_c + step)
+        if r_new @ r_new < cost:
+            log_c, r, c, cost, damping = log_c + step, r_new, c_new, r_new @ r_new, damping / 3
+        else:
+            damping *= 5
+        if cost < 1e-16:
+            break
+    return inverse @ (c[:, None] * received)
 
 
 def readings_of(messages, indices, determined, num_train: int) -> dict:
