@@ -34,14 +34,11 @@ def neighbour_stage(defense):
 
 
 def mixing_matrix(batch_embeddings: np.ndarray, stage) -> np.ndarray:
-    """M = (1−α)·I + α·W of one batch (identity without a neighbour stage)."""
+    """M = (1−α)·I + α·W of one batch, W the neighbour weights of `stage`."""
     from ladsg_jax.defenses.neighbours import neighbour_weights
 
-    size = batch_embeddings.shape[0]
-    if stage is None:
-        return np.eye(size)
     weights = np.asarray(neighbour_weights(batch_embeddings, stage.neighbours), np.float64)
-    return (1 - stage.mix) * np.eye(size) + stage.mix * weights
+    return (1 - stage.mix) * np.eye(weights.shape[0]) + stage.mix * weights
 
 
 def recovered_messages(wire, features: np.ndarray | None, stage):
