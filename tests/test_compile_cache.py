@@ -81,3 +81,21 @@ def test_a_warm_cache_that_served_nothing_is_said_in_one_line():
     assert "\n" not in line
     assert compile_cache.no_hit_line({**timing, "cache_hits": 1}) is None
     assert compile_cache.no_hit_line({**timing, "cache_entries_at_start": 0}) is None
+
+
+def test_prune_drops_the_least_recently_used_programs_down_to_the_bound(tmp_path):
+    """Recency is the later of a file's access and modification times: a program written long
+    ago but read lately stays; JAX's recency file goes with its program."""
+    times = {"a": (100, 100), "b": (200, 200), "c": (900, 300), "d": (400, 400),
+             "e": (500, 500)}                                  # name: (atime, mtime)
+    for name, stamp in times.items():
+        program = tmp_path / f"jit_{name}-cache"
+        program.write_bytes(b"x" * 1000)
+        os.utime(program, stamp)
+    (tmp_path / "jit_a-atime").write_bytes(b"12345678")
+    (tmp_path / "other.txt").write_bytes(b"y" * 5000)          # not a program: never counted
+    assert compile_cache.prune(str(tmp_path), 2500) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jit_c-cache", "jit_e-cache",
+                                                          "other.txt"]
+    assert compile_cache.prune(str(tmp_path), 2500) == 0
+    assert compile_cache.prune(str(tmp_path), 0) == 2 and compile_cache.entries(str(tmp_path)) == 0
