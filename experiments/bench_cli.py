@@ -23,7 +23,7 @@ import time
 
 from ladsg_jax.results import emit_json_line
 
-CLI = [sys.executable, "-m", "ladsg_jax.cli"]
+CLI = [sys.executable, "-m", "ladsg_jax.app.cli"]
 # name: (arguments, runs by default, whether it compiles, so is timed cold then warm)
 CASES = {
     "help": (["--help"], 5, False),

@@ -1,5 +1,5 @@
 """Benchmark of hyperparameter grids (issue 14): a grid of a defense's knob × seeds as one
-compiled program (`ladsg_jax.sweep.run_sweep`, what `ladsg-jax sweep` runs) against the same
+compiled program (`ladsg_jax.app.sweep.run_sweep`, what `ladsg-jax sweep` runs) against the same
 runs made separately, one `Runner` per (value, seed) as a loop over `ladsg-jax train` calls
 would make them (each compiles), and against one setting with one seed.
 
@@ -25,7 +25,7 @@ from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
 from ladsg_jax.presets import preset_config
 from ladsg_jax.results import emit_json_line
-from ladsg_jax.sweep import grid_points, point_config, run_sweep
+from ladsg_jax.app.sweep import grid_points, point_config, run_sweep
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
 

@@ -2,7 +2,7 @@
 (`experiments/configs/defense_table.json`: no defense, LADSG's default and each baseline at one
 documented strength) on the built-in data sets, with main-task accuracy and DCS.
 
-Each row is `ladsg_jax.attack_table.defense_row` (`ladsg_jax.table_config.run_table`): the
+Each row is `ladsg_jax.app.attack_table.defense_row` (`ladsg_jax.app.table_config.run_table`): the
 demo's three runs of the defense over `--seeds` seeds and every attack that fits the data set;
 the tables add each attack's reduction against no defense, its excess over the raw-feature
 floor and VFLAIR's DCS (β = 0.5, the attack's chance as its ideal, the undefended MP as MP*),
@@ -23,13 +23,13 @@ import os
 import sys
 
 from ladsg_jax import compile_cache
-from ladsg_jax.attack_table import add_comparisons
-from ladsg_jax.table_render import markdown_tables
+from ladsg_jax.app.attack_table import add_comparisons
+from ladsg_jax.app.table_render import markdown_tables
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.plugins import load_plugins, plugin_parser
-from ladsg_jax.provenance import provenance
+from ladsg_jax.app.plugins import load_plugins, plugin_parser
+from ladsg_jax.app.provenance import provenance
 from ladsg_jax.results import read_records
-from ladsg_jax.table_config import read_table_config, run_table
+from ladsg_jax.app.table_config import read_table_config, run_table
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
                       "defense_table.json")

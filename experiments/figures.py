@@ -15,7 +15,7 @@ with their registry labels in the figures). Results go to `runs/<experiment>/<si
 (every record, rewritten atomically after each one), `results.csv`, `results.md` (the table
 behind the figure) and `<experiment>.png`. Every number is mean ± std over the seeds, run by
 the seeds strategy `auto` picks (one vmapped call on a GPU); the strongest of the figure's
-attacks by label recovery (`ladsg_jax.ranking`) and DCS (VFLAIR) at it sit beside each defense. A killed run resumes: finished records are not run again, and the training run that
+attacks by label recovery (`ladsg_jax.app.ranking`) and DCS (VFLAIR) at it sit beside each defense. A killed run resumes: finished records are not run again, and the training run that
 was interrupted continues from its last orbax checkpoint (under `checkpoints/`).
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ladsg_jax import compile_cache
-from ladsg_jax import plots
-from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row, defense_rows
+from ladsg_jax.app import plots
+from ladsg_jax.app.attack_table import AttackContexts, add_comparisons, defense_row, defense_rows
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.data import load
@@ -41,12 +41,12 @@ from ladsg_jax.defenses import DEFENSES, LADSG, Defense, make_defense
 from ladsg_jax.divergence import divergence, kept
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.models import apply_stateful
-from ladsg_jax.plugins import load_plugins, plugin_parser
+from ladsg_jax.app.plugins import load_plugins, plugin_parser
 from ladsg_jax.presets import preset_config
-from ladsg_jax.provenance import provenance
+from ladsg_jax.app.provenance import provenance
 from ladsg_jax.results import (mean_std, read_records, summary, write_csv_atomic,
                                write_records, write_text_atomic)
-from ladsg_jax.table_render import ranked_cell, score_cell, setting_label
+from ladsg_jax.app.table_render import ranked_cell, score_cell, setting_label
 from ladsg_jax.vfl.model import VFLModel
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
@@ -68,7 +68,7 @@ class Records:
     def __init__(self, out: str, provenance: dict | None = None):
         self.out, self.path = out, os.path.join(out, "results.json")
         self.records = read_records(self.path)
-        self.provenance = provenance      # each new record's (`ladsg_jax.provenance`)
+        self.provenance = provenance      # each new record's (`ladsg_jax.app.provenance`)
 
     def find(self, **key):
         return next((r for r in self.records if all(r.get(k) == v for k, v in key.items())), None)

@@ -3,7 +3,7 @@
 For each data set and each stage set, the demo's three runs (top model mlp, top model none,
 party 0 on the malicious optimizer) over `--seeds` seeds; every attack of the demo scored on
 them, with the relative reduction against no defense, the excess over the attacker's
-raw-feature floor (DESIGN §6), DCS, and ND's flag rates (`ladsg_jax/attack_table.py`). One JSON
+raw-feature floor (DESIGN §6), DCS, and ND's flag rates (`ladsg_jax/app/attack_table.py`). One JSON
 file, rewritten atomically after each setting; a rerun skips the settings already in it (so a
 killed run resumes), and `--table` prints the Markdown tables from the file.
 
@@ -19,10 +19,10 @@ import time
 from tqdm.auto import tqdm
 
 from ladsg_jax import compile_cache
-from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row
+from ladsg_jax.app.attack_table import AttackContexts, add_comparisons, defense_row
 from ladsg_jax.defenses import LADSG, Defense
 from ladsg_jax.results import read_records, sweep_arguments, write_records
-from ladsg_jax.table_render import markdown_tables
+from ladsg_jax.app.table_render import markdown_tables
 
 STAGE_SETS = ((), ("la",), ("sg",), ("nd",), ("la", "sg"), ("la", "nd"), ("sg", "nd"),
               ("la", "sg", "nd"))

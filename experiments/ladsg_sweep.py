@@ -14,7 +14,7 @@ import sys
 import time
 
 from ladsg_jax import compile_cache
-from ladsg_jax.attack_table import AttackContexts
+from ladsg_jax.app.attack_table import AttackContexts
 from ladsg_jax.attacks.suite import run_attacks
 from ladsg_jax.defenses import Defense, LADSG
 from ladsg_jax.errors import ConfigError

@@ -25,7 +25,7 @@ class TrainConfig:
 
     Hashable, so one config compiles once; every execution strategy (`loop`, `seeds`, `grid`,
     DESIGN §8) gives the same numbers. The command line's training flags are made from these
-    fields and the lines below (`ladsg_jax.flags`).
+    fields and the lines below (`ladsg_jax.app.flags`).
 
     Attributes:
         num_parties: number of parties K; the last one is the active party.

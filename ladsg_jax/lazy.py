@@ -1,4 +1,4 @@
-"""Package attributes imported on first use (PEP 562), so that `import ladsg_jax.cli` and the
+"""Package attributes imported on first use (PEP 562), so that `import ladsg_jax.app.cli` and the
 command line's `--help` load neither JAX nor scikit-learn: a package's `__init__` names what it
 exports and the module each comes from, and the module is imported when a name is read."""
 from __future__ import annotations

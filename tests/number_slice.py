@@ -57,7 +57,7 @@ TESTED = ("none", "ladsg", "laplace scale 0.002", "compression keep 0.02", "disc
 def compute(only: tuple | None = None) -> dict:
     """{label: {"main_task": {run: per-seed accuracies}, "attacks": {name: per-seed scores}}},
     for every row or those labelled in `only`."""
-    from ladsg_jax.attack_table import defense_row
+    from ladsg_jax.app.attack_table import defense_row
     from ladsg_jax.attacks.completion import MixMatchConfig
     from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
     from ladsg_jax.data import load

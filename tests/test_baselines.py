@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm as gaussian
 
-from ladsg_jax import cli
+from ladsg_jax.app import cli
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import DEFENSES, PER_SAMPLE, knob_default, make_defense
 from ladsg_jax.defenses.anonymize import KDk, LabelAnonymization, TeacherCandidates

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ladsg_jax.attacks.certificate import non_label_mass, run_certificate
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.defenses import LabelAnonymization, chain, make_defense
 from ladsg_jax.vfl.train import WireRecord
 

@@ -11,7 +11,7 @@ from ladsg_jax.defenses.dcor import DistanceCorrelation
 from ladsg_jax.defenses.labels import LabelDP
 from ladsg_jax.defenses.noise import LaplaceNoise
 from ladsg_jax.defenses.quantize import DiscreteSGD, SignSGD
-from ladsg_jax.session import config_record
+from ladsg_jax.app.session import config_record
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
 SMALL = TrainConfig(bottom_hidden=(16,), top_hidden=(8,), batch_size=32, epochs=2, seeds="vmap")
@@ -125,7 +125,7 @@ def test_a_chain_by_name_routes_each_option_to_its_member():
 
 def test_a_grid_over_a_chain_members_knob_is_one_program_equal_to_the_separate_runs(
         synthetic):
-    from ladsg_jax.sweep import grid_points, point_config, static_groups
+    from ladsg_jax.app.sweep import grid_points, point_config, static_groups
     from ladsg_jax.vfl.train import default_hparams, stack_hparams
 
     points = grid_points("laplace+compression", {"keep": "0.5"},
@@ -145,7 +145,7 @@ def test_a_grid_over_a_chain_members_knob_is_one_program_equal_to_the_separate_r
 def test_the_command_line_trains_a_named_chain(tmp_path):
     import json
 
-    from ladsg_jax.cli import main
+    from ladsg_jax.app.cli import main
 
     code = main(["train", "--dataset", "synthetic", "--epochs", "1", "--seeds", "1",
                  "--defense", "laplace+compression", "--defense.laplace.scale", "0.002",

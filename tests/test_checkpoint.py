@@ -196,13 +196,13 @@ def test_ctrl_c_stops_a_checkpointed_run_cleanly_and_the_rerun_resumes(tmp_path)
     # EpochCheckpoints imports orbax on first use: a warm child once finished all 120 meanwhile
     import orbax.checkpoint  # noqa: F401
 
-    from ladsg_jax.cli import main
+    from ladsg_jax.app.cli import main
     from ladsg_jax.vfl.checkpoint import EpochCheckpoints
 
     ckpt, runs = tmp_path / "ckpt", tmp_path / "runs"
     args = ["train", "--dataset", "breast_cancer", "--epochs", "120", "--seeds", "1",
             "--checkpoint-dir", str(ckpt), "--runs-dir", str(runs), "--no-progress"]
-    child = subprocess.Popen([sys.executable, "-m", "ladsg_jax.cli", *args, "--name", "cut"],
+    child = subprocess.Popen([sys.executable, "-m", "ladsg_jax", *args, "--name", "cut"],
                              env=run_env(), stderr=subprocess.PIPE, text=True)
     digests = ckpt / "digests" / "group_0"
 

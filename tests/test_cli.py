@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.errors import ConfigError
 from ladsg_jax.results import RECORD_SCHEMA, read_records, write_json_atomic, write_records
 
@@ -199,7 +199,7 @@ def test_a_resumable_sweep_reads_back_what_it_wrote(tmp_path):
 
 
 def test_a_table_will_not_resume_into_a_file_of_another_schema(tmp_path):
-    from ladsg_jax.table_config import DEMO, run_table
+    from ladsg_jax.app.table_config import DEMO, run_table
 
     out = tmp_path / "old.json"
     old = {"records": [{"dataset": "digits", "setting": "none"}]}

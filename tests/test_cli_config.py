@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ladsg_jax import cli
-from ladsg_jax.cli import build_parser, command_parsers
-from ladsg_jax.cli_config import expand
+from ladsg_jax.app import cli
+from ladsg_jax.app.cli import build_parser, command_parsers
+from ladsg_jax.app.cli_config import expand
 
 
 def parsed(argv):

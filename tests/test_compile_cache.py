@@ -19,7 +19,7 @@ TRAIN = ["train", "--dataset", "synthetic", "--data-option", "num_train=128",
 
 def cli(args, cache: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, compile_cache.ENV: cache}
-    return subprocess.run([sys.executable, "-m", "ladsg_jax.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "ladsg_jax", *args], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from ladsg_jax import cli
+from ladsg_jax.app import cli
 from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
 from ladsg_jax.defenses import DEFENSES
-from ladsg_jax.describe import class_docs, describe, fields_of, split_allowed
+from ladsg_jax.app.describe import class_docs, describe, fields_of, split_allowed
 from ladsg_jax.errors import ConfigError
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from flax import struct
 
-from ladsg_jax.attack_table import add_comparisons, defense_rows
+from ladsg_jax.app.attack_table import add_comparisons, defense_rows
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
-from ladsg_jax.table_render import markdown_tables, terminal_table
-from ladsg_jax.cli import main
+from ladsg_jax.app.table_render import markdown_tables, terminal_table
+from ladsg_jax.app.cli import main
 from ladsg_jax.data import load
 from ladsg_jax.defenses import Defense
 from ladsg_jax.divergence import divergence, loss_bound
 from ladsg_jax.presets import preset_config
 from ladsg_jax.results import write_json_atomic
-from ladsg_jax.sweep import GridPoint, run_sweep
+from ladsg_jax.app.sweep import GridPoint, run_sweep
 from ladsg_jax.vfl.runner import Runner, seed_keys
 
 SEEDS, BASE_SEED = 4, 0

@@ -1,13 +1,13 @@
-"""One experiment function (`ladsg_jax.experiment`): the plan of which runs a set of attacks
+"""One experiment function (`ladsg_jax.app.experiment`): the plan of which runs a set of attacks
 needs, where each attack runs, and a record whose points equal their separate runs."""
 import numpy as np
 import pytest
 
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.experiment import Experiment, plan, run_experiment
+from ladsg_jax.app.experiment import Experiment, plan, run_experiment
 from ladsg_jax.presets import preset_config
-from ladsg_jax.sweep import grid_points
+from ladsg_jax.app.sweep import grid_points
 
 ATTACKS = ("direct_argmin", "passive_mc", "active_mc", "inversion")
 

@@ -5,11 +5,11 @@ import pytest
 
 from ladsg_jax.attacks.completion import MixMatchConfig
 from ladsg_jax.attacks.suite import AttackSettings
-from ladsg_jax.cli import build_parser, main
-from ladsg_jax.cli_args import CONFIG_SKIP
+from ladsg_jax.app.cli import build_parser, main
+from ladsg_jax.app.cli_args import CONFIG_SKIP
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.flags import field_docs, parse_defense_options
+from ladsg_jax.app.flags import field_docs, parse_defense_options
 
 
 @pytest.mark.parametrize("cls, skip", [(TrainConfig, CONFIG_SKIP), (AttackSettings, ("mixmatch",)),
@@ -28,7 +28,7 @@ def test_every_field_has_a_documented_flag(cls, skip):
 
 
 def test_a_flag_not_given_leaves_the_preset_and_one_given_sets_the_field(tmp_path):
-    from ladsg_jax.cli_args import config_from_args
+    from ladsg_jax.app.cli_args import config_from_args
 
     parser = build_parser()
     args = parser.parse_args(["train", "--dataset", "digits"])

@@ -11,9 +11,9 @@ import math
 import pytest
 
 from ladsg_jax.attacks.registry import attack_groups
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.gather import csv_text, gather, markdown, plot
+from ladsg_jax.app.gather import csv_text, gather, markdown, plot
 
 SMALL = ["--dataset", "synthetic", "--data-option", "num_train=128", "--data-option",
          "num_test=64", "--seeds", "2", "--epochs", "2", "--no-progress", "--mc-steps", "10",
@@ -144,7 +144,7 @@ def test_bad_inputs_are_one_line(tmp_path, capsys, content, message):
 
 
 def test_the_floor_is_the_better_baseline_that_reads_no_vfl_run():
-    from ladsg_jax.ranking import floor
+    from ladsg_jax.app.ranking import floor
 
     recovered = lambda mean: {"mean": mean, "std": 0.0, "n": 3}
     # completion scores F1 on the test split; the floor compares training-label recovery
@@ -160,7 +160,7 @@ def test_the_floor_is_the_better_baseline_that_reads_no_vfl_run():
 
 
 def test_the_strongest_compares_label_recovery_not_each_attacks_own_metric():
-    from ladsg_jax.ranking import excess, floor, strongest
+    from ladsg_jax.app.ranking import excess, floor, strongest
 
     recovered = lambda mean: {"mean": mean, "std": 0.01, "n": 3}
     attacks = {"passive_mc": {"metric": "f1", "mean": 0.97, "recovery": recovered(0.80)},

@@ -1,5 +1,5 @@
 """Bad and hostile inputs (issue 16): each ends with one line naming the field, exit status 2,
-no traceback, and nothing written; run in-process through `ladsg_jax.cli.main`."""
+no traceback, and nothing written; run in-process through `ladsg_jax.app.cli.main`."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data import from_arrays
 from ladsg_jax.defenses import make_defense

@@ -39,3 +39,15 @@ def test_the_training_core_imports_no_concrete_defense():
         assert names <= {"Defense", "BATCH_CUT", "PER_SAMPLE", "WHOLE_BATCH", "NEEDS",
                          "call_hook", "check_returned"}, \
             (path.name, names)
+
+
+def test_the_core_never_imports_the_application_layer():
+    """The core (everything outside `ladsg_jax/app/`) stands without the command line, the
+    experiment function, tables and plugins built on it."""
+    app = {f"ladsg_jax.app.{p.stem}" for p in (PACKAGE / "app").glob("*.py")} | {"ladsg_jax.app"}
+    assert "ladsg_jax.app.cli" in app
+    core = [p for p in PACKAGE.rglob("*.py") if "app" not in p.relative_to(PACKAGE).parts
+            and p.name != "__main__.py"]
+    assert len(core) > 40
+    for path in core:
+        assert not imported_modules(path) & app, path.relative_to(PACKAGE)

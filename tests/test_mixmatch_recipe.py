@@ -110,7 +110,7 @@ def test_fu_recipe_needs_batches_no_larger_than_the_known_labels():
 
 
 def test_attack_help_lists_the_recipe_and_the_direct_epoch(capsys):
-    from ladsg_jax.cli import main
+    from ladsg_jax.app.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["attack", "--help"])

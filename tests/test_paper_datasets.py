@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from ladsg_jax import data as D
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.errors import ConfigError
 
 

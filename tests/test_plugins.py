@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from ladsg_jax.attacks.registry import ATTACKS
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.defenses import DEFENSES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,11 +110,11 @@ def test_an_installed_package_registers_through_its_entry_points(tmp_path):
         "[ladsg_jax.defenses]\nhalve = halving:Halve\n\n"
         "[ladsg_jax.attacks]\nsecond_argmin = halving:SECOND_ARGMIN\n")
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    defenses = run([sys.executable, "-m", "ladsg_jax.cli", "list", "defenses"], env=env)
-    attacks = run([sys.executable, "-m", "ladsg_jax.cli", "list", "attacks"], env=env)
+    defenses = run([sys.executable, "-m", "ladsg_jax", "list", "defenses"], env=env)
+    attacks = run([sys.executable, "-m", "ladsg_jax", "list", "attacks"], env=env)
     assert defenses.returncode == 0 and attacks.returncode == 0, defenses.stderr
     assert "halve" in defenses.stdout and "second_argmin" in attacks.stdout
-    attack = run([sys.executable, "-m", "ladsg_jax.cli", "attack", "--defense", "halve",
+    attack = run([sys.executable, "-m", "ladsg_jax", "attack", "--defense", "halve",
                   "--defense.factor", "0.25", "--attack", "second_argmin", *SMALL,
                   "--runs-dir", str(tmp_path / "runs"), "--name", "h"], env=env)
     assert attack.returncode == 0, attack.stderr
@@ -136,6 +136,9 @@ BAD_PLUGINS = {
     "raises.py": ("import math\nmath.sqrt(-1)\n", "does not import: ValueError: math domain "
                                                    "error (raises.py:2)"),
     "empty.py": ("X = 1\n", "defines neither DEFENSES"),
+    "old_module.py": ("from ladsg_jax.sweep import run_sweep\n",
+                      "No module named 'ladsg_jax.sweep' (old_module.py:1); since ladsg_jax "
+                      "0.2.0 ladsg_jax.sweep is ladsg_jax.app.sweep (CHANGELOG.md)"),
     "not_a_list.py": ("DEFENSES = 3\n", "DEFENSES must be a list, got int"),
     "bad_attack.py": ("from ladsg_jax.attacks.base import Attack\nATTACKS = [Attack('x', "
                       "'', print, 'top1', ('wire_everything',))]\n",

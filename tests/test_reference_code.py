@@ -9,14 +9,14 @@ import optax
 import pytest
 
 from ladsg_jax import metrics
-from ladsg_jax.attack_table import STRONGEST_DIRECT, add_comparisons, add_strongest_direct
+from ladsg_jax.app.attack_table import STRONGEST_DIRECT, add_comparisons, add_strongest_direct
 from ladsg_jax.attacks.direct import MISS, direct_label_inference, epoch_messages, readings
 from ladsg_jax.attacks.predictions import score
 from ladsg_jax.attacks.malicious import MaliciousOptimizer, malicious_sgd
 from ladsg_jax.attacks.settings import AttackSettings
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.sweep import grid_points, point_config
+from ladsg_jax.app.sweep import grid_points, point_config
 from ladsg_jax.vfl.optim import make_optimizers
 from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.train import WireRecord, default_hparams, stack_hparams

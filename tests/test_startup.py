@@ -22,7 +22,7 @@ def loaded_after(code: str) -> tuple[list[str], str]:
 
 
 def test_importing_the_cli_loads_no_heavy_library():
-    loaded, _ = loaded_after("import ladsg_jax.cli")
+    loaded, _ = loaded_after("import ladsg_jax.app.cli")
     assert loaded == []
 
 
@@ -37,7 +37,7 @@ def test_the_packages_and_the_configs_load_without_jax():
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["attack", "--help"],
                                   ["sweep", "--help"], ["demo", "--help"]])
 def test_help_loads_no_heavy_library(argv):
-    loaded, _ = loaded_after("from ladsg_jax.cli import main\n"
+    loaded, _ = loaded_after("from ladsg_jax.app.cli import main\n"
                              f"try:\n    main({argv!r})\nexcept SystemExit as e:\n"
                              "    assert e.code == 0, e.code")
     assert loaded == []
@@ -46,7 +46,7 @@ def test_help_loads_no_heavy_library(argv):
 @pytest.mark.parametrize("argv", [["train", "--epochz", "3"], ["train", "--epochs", "x"],
                                   ["frobnicate"], ["train", "--seeds", "0"]])
 def test_argument_errors_exit_2_before_loading_a_heavy_library(argv):
-    loaded, stderr = loaded_after("from ladsg_jax.cli import main\n"
+    loaded, stderr = loaded_after("from ladsg_jax.app.cli import main\n"
                                   f"try:\n    code = main({argv!r})\nexcept SystemExit as e:\n"
                                   "    code = e.code\nassert code == 2, code")
     assert loaded == []
@@ -55,7 +55,7 @@ def test_argument_errors_exit_2_before_loading_a_heavy_library(argv):
 
 @pytest.mark.parametrize("kind", ["defenses", "attacks", "datasets"])
 def test_lists_need_neither_scikit_learn_nor_tfds(kind):
-    loaded, _ = loaded_after(f"from ladsg_jax.cli import main\nassert main(['list', {kind!r}]) == 0")
+    loaded, _ = loaded_after(f"from ladsg_jax.app.cli import main\nassert main(['list', {kind!r}]) == 0")
     assert not set(loaded) & set(NOT_FOR_LISTS), loaded
 
 

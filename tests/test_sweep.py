@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from ladsg_jax.cli import main
+from ladsg_jax.app.cli import main
 from ladsg_jax.compilation import count_compilations
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.errors import ConfigError
-from ladsg_jax.sweep import grid_points, parse_grid, point_config, run_sweep
+from ladsg_jax.app.sweep import grid_points, parse_grid, point_config, run_sweep
 from ladsg_jax.vfl.runner import Runner, seed_keys
 from ladsg_jax.vfl.train import stack_hparams
 from ladsg_jax.vfl.train import default_hparams

@@ -2,7 +2,7 @@
 
 The registry (`registry.py`) holds one `Attack` per name; the suite, the tables, the demo, the
 figures and `ladsg-jax list attacks` read these fields and nothing else, so a new attack (or a
-plugin's, `ladsg_jax.plugins`) is one file holding its run function plus one entry.
+plugin's, `ladsg_jax.app.plugins`) is one file holding its run function plus one entry.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ minimum over the epochs.
 Every sample seen is labelled by the argmin of its entries' minima over the epochs (the
 certified entry when there is one: it is the only one below −τ); the certified samples are a
 subset the suite scores apart (`subsets["certified"]`: precision and coverage), never a
-candidate for the strongest attack (`ladsg_jax.ranking`). The argument holds for the message
+candidate for the strongest attack (`ladsg_jax.app.ranking`). The argument holds for the message
 the loss sends: a defense that changes the message (noise, substitution, a penalty on the
 embeddings) voids it, and the certified subset's precision then measures the rule as a
 heuristic. A target hook other than label anonymization's gets τ = 1: nothing is certified.

@@ -11,7 +11,7 @@ epoch's, "min" each entry's minimum over the epochs (under label anonymization a
 messages averaged over the epochs (per-step random substitutes cancel). A message with no
 negative entry (`direct_no_negative`) is a miss in Fu et al.'s count ("miss", the default) or
 read by its argmin ("argmin"). Each run also reports every reading (`readings`), so a table can
-rank a defense by the strongest (`ladsg_jax.attack_table`).
+rank a defense by the strongest (`ladsg_jax.app.attack_table`).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 An entry carries the attack's run function (in the attack's own file), what it reads, its
 metric, the setting it needs and its table group and column; the suite, the tables, the demo
 and the figures loop over `ATTACKS`. Plugins add entries with `register_attack`
-(`ladsg_jax.plugins`).
+(`ladsg_jax.app.plugins`).
 """
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ class AttackRunner:
 
 
 def recovered_labels(out: dict, metric: str):
-    """What an attack's label recovery is scored on (`ladsg_jax.ranking`): its predictions
+    """What an attack's label recovery is scored on (`ladsg_jax.app.ranking`): its predictions
     of training samples' labels (its score's, or its `train_score`'s when it scores the test
     split, as model completion does); None for a leak AUC, whose scores name no class."""
     if metric == "auc":

@@ -31,9 +31,9 @@ def compiling(args: argparse.Namespace):
 
 
 def run_provenance(args: argparse.Namespace) -> dict:
-    """Where this command's result comes from (`ladsg_jax.provenance`); called after training,
+    """Where this command's result comes from (`ladsg_jax.app.provenance`); called after training,
     since a multi-process run must initialize before anything touches a device."""
-    from ladsg_jax.provenance import provenance
+    from ladsg_jax.app.provenance import provenance
 
     record = provenance(args.argv, args.seed, args.started)
     if getattr(args, "config_file", None):

@@ -1,9 +1,9 @@
 """The defense tables as text: Markdown (`markdown_tables`, what the table, ablation and figure
 scripts write) and the terminal's (`terminal_table`, the demo's), from the rows
-`ladsg_jax.attack_table` computes and compares."""
+`ladsg_jax.app.attack_table` computes and compares."""
 from __future__ import annotations
 
-from ladsg_jax.attack_table import DIRECT_FAMILY, STRONGEST_DIRECT
+from ladsg_jax.app.attack_table import DIRECT_FAMILY, STRONGEST_DIRECT
 from ladsg_jax.attacks.registry import columns
 from ladsg_jax.results import mean_std
 
@@ -20,7 +20,7 @@ def table_columns() -> list[tuple[str, str]]:
 def markdown_tables(rows: list[dict], order: list[str] | None = None) -> str:
     """One Markdown table per data set: MP, the strongest attack by label recovery (which one;
     and the strongest of each setting, without and with the top model), the raw-feature floor,
-    the excess and both DCS at the strongest (`ladsg_jax.ranking`); then each attack's mean ±
+    the excess and both DCS at the strongest (`ladsg_jax.app.ranking`); then each attack's mean ±
     std with its reduction against no defense and the excess of its recovery over the floor;
     the mean DCS over the attacks last."""
     out = []

@@ -24,13 +24,13 @@ import time
 
 from tqdm.auto import tqdm
 
-from ladsg_jax.attack_table import AttackContexts, add_comparisons, defense_row
+from ladsg_jax.app.attack_table import AttackContexts, add_comparisons, defense_row
 from ladsg_jax.attacks.registry import ATTACKS
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.defenses import make_defense
 from ladsg_jax.errors import ConfigError, one_of, require
 from ladsg_jax.results import read_records, write_records, write_text_atomic
-from ladsg_jax.table_render import markdown_tables
+from ladsg_jax.app.table_render import markdown_tables
 
 KEYS = ("description", "datasets", "seeds", "plugins", "settings", "train", "attacks")
 ROW_FIELDS = ("top_model", "defense", "record_wire")     # each run of a row sets its own
@@ -89,7 +89,7 @@ DEMO_LEGEND = (
     "accuracy (top model mlp). strongest: the highest label recovery (top-1 of the training "
     "samples' labels; model completion's from its predictions of them) of the attacks that "
     "read the VFL run, named in the last column; raw floor: the better raw-feature "
-    "baseline's recovery (ladsg_jax/ranking.py). "
+    "baseline's recovery (ladsg_jax/app/ranking.py). "
     "Attack success (`ladsg-jax list attacks`): direct/argmin: top-1 "
     "on one epoch's messages (top model none; --direct-epoch, default the first, as Fu et al. "
     "read them); avg-argmin: the adaptive attack, argmin of each sample's messages averaged "

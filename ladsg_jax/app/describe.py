@@ -13,8 +13,8 @@ import inspect
 import re
 
 from ladsg_jax.errors import ConfigError, unknown
-from ladsg_jax.flags import field_docs, format_default
-from ladsg_jax.listing import aligned
+from ladsg_jax.app.flags import field_docs, format_default
+from ladsg_jax.app.listing import aligned
 
 KINDS = ("defense", "attack", "dataset")
 FIELD_HEADER = ("field", "type", "default", "allowed", "traced", "meaning")
@@ -103,7 +103,7 @@ def describe_defense(name: str) -> str:
 def describe_attack(name: str) -> str:
     from ladsg_jax.attacks.registry import ATTACKS
     from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
-    from ladsg_jax.listing import attack_setting
+    from ladsg_jax.app.listing import attack_setting
 
     attack = ATTACKS[name]
     lines = [f"attack {name}: {attack.description}",

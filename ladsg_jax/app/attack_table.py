@@ -6,7 +6,7 @@ completion, scoring, clustering; top model none: the direct attacks and inversio
 Fu et al.'s malicious optimizer: active model completion), over seeds. The direct attacks'
 readings (first, last, minimum and averaged epoch; `attacks/direct.py`) give one more entry,
 `direct_strongest`: the strongest of them. `add_comparisons` ranks the row by its strongest
-attack of all, by label recovery, beside the attacker's raw-feature floor (`ladsg_jax.ranking`:
+attack of all, by label recovery, beside the attacker's raw-feature floor (`ladsg_jax.app.ranking`:
 `strongest`, also per setting in `strongest_by_setting`, `floor`, `excess`, and two defense
 capability scores at the strongest attack: `dcs`, VFLAIR's, `get_dcs` of data_process.py with
 ideal attack performance 0, and `dcs_chance`, ours, ideal the chance level), and adds per
@@ -14,7 +14,7 @@ attack the relative reduction against the undefended row, the excess over the fl
 DCS (their means: `dcs_mean`). A seed whose training diverged (`ladsg_jax.divergence`) is left
 out of every mean; a row says how many (`diverged`, per training run), and a score with no seed
 left is None, shown as "diverged". The tables as text (Markdown, the terminal's) are
-`ladsg_jax.table_render`'s.
+`ladsg_jax.app.table_render`'s.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from ladsg_jax import metrics, ranking
+from ladsg_jax import metrics
+from ladsg_jax.app import ranking
 from ladsg_jax.attacks.registry import attack_groups, is_baseline
 from ladsg_jax.attacks.suite import AttackRunner, AttackSettings
 from ladsg_jax.data import load
@@ -79,8 +80,8 @@ def defense_rows(data: VFLData, defense: Defense, labels: list[str], seeds: int,
     hyperparameters; None: `defense` itself), one row per point labelled by `labels`: one
     `experiment.run_experiment` with the attacks placed by table group, every point in the
     same compiled programs (a vmapped or sequential grid, `Runner.fit`)."""
-    from ladsg_jax.experiment import Experiment, run_experiment
-    from ladsg_jax.sweep import GridPoint
+    from ladsg_jax.app.experiment import Experiment, run_experiment
+    from ladsg_jax.app.sweep import GridPoint
 
     config = preset_config(data.name, top_model="mlp", defense=defense, **overrides)
     names = tuple(name for group in attack_groups(data.num_classes).values() for name in group
@@ -149,7 +150,7 @@ def chance_levels(data: VFLData) -> dict:
 def add_comparisons(rows: list[dict], baseline: str = "none") -> None:
     """Adds to each attack of each row: `reduction` against the row labelled `baseline` of the
     same data set, `excess` of its label recovery over the raw-feature floor's
-    (`ladsg_jax.ranking`; not for leak AUCs), `dcs` (VFLAIR's: ideal attack performance 0) and
+    (`ladsg_jax.app.ranking`; not for leak AUCs), `dcs` (VFLAIR's: ideal attack performance 0) and
     `dcs_chance` (ideal: the attack's chance level). To each row: its `strongest` attack and
     `floor` (label recovery, `from` naming them), `excess` = strongest − floor, `dcs` and
     `dcs_chance` at the strongest attack (what ranks the defense), and `dcs_mean` /

@@ -104,7 +104,7 @@ def attack_settings_groups(attacks, config: TrainConfig, num_classes: int,
 def plan(experiment: Experiment) -> list[tuple]:
     """The training groups: (static group index, its config, its point indices, the setting's
     config, the attacks scored on it or None), in the order they train."""
-    from ladsg_jax.sweep import static_groups
+    from ladsg_jax.app.sweep import static_groups
 
     config = experiment.config
     static = ([(config, [0])] if experiment.points is None else      # the config's own knobs
@@ -130,8 +130,8 @@ def run_experiment(experiment: Experiment, progress: bool | str = False,
     from ladsg_jax.attacks.suite import AttackRunner, attack_grid
     from ladsg_jax.compilation import count_compilations
     from ladsg_jax.divergence import divergence, final_accuracy
-    from ladsg_jax.session import config_record
-    from ladsg_jax.sweep import GridPoint, point_config
+    from ladsg_jax.app.session import config_record
+    from ladsg_jax.app.sweep import GridPoint, point_config
     from ladsg_jax.vfl.runner import Runner, seed_keys
     from ladsg_jax.vfl.train import default_hparams, stack_hparams
 

@@ -10,7 +10,7 @@ from ladsg_jax.attacks.settings import AttackSettings, MixMatchConfig
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
 from ladsg_jax.errors import unknown
-from ladsg_jax.flags import add_fields, given
+from ladsg_jax.app.flags import add_fields, given
 from ladsg_jax.presets import known_labels_for, preset_config
 
 # flags of their own, or internal

@@ -143,7 +143,7 @@ def run_sweep(config: TrainConfig, data: VFLData, points: list[GridPoint], num_s
     """Trains every (point, seed) and, with `attacks`, scores each attack per point and seed,
     each in the setting it needs: `experiment.run_experiment` over `points`, whose docstring
     describes the record."""
-    from ladsg_jax.experiment import Experiment, run_experiment
+    from ladsg_jax.app.experiment import Experiment, run_experiment
 
     return run_experiment(Experiment(config, data, num_seeds, seed, tuple(points),
                                      tuple(attacks or ()), settings), progress=progress)

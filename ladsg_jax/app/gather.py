@@ -6,7 +6,7 @@ seeds that did not diverge), the strongest attack and the raw-feature floor besi
 defense capability scores at the strongest attack (VFLAIR's DCS, Zou et al. 2024: `dcs` with
 ideal attack performance 0, `dcs_chance` with top-1's chance level; DESIGN §6).
 
-The strongest attack and the floor are `ladsg_jax.ranking`'s: the highest label recovery (top-1
+The strongest attack and the floor are `ladsg_jax.app.ranking`'s: the highest label recovery (top-1
 of the training labels) among the attacks that read the VFL run, a direct attack's readings
 each a candidate, beside the better of the raw-feature baselines (`raw_mc`,
 `raw_classifier`); leak AUCs keep their own columns. A defense is as good as the strongest
@@ -118,7 +118,7 @@ def rows_of(path: str, record: dict) -> list[dict]:
 
 def add_scores(rows: list[dict]) -> None:
     """Adds to each row its strongest attack, its floor and both DCS (module docstring)."""
-    from ladsg_jax import ranking
+    from ladsg_jax.app import ranking
 
     for row in rows:
         row["strongest"] = ranking.strongest(row["attacks"])
@@ -208,7 +208,7 @@ def plot(rows: list[dict], path: str) -> str:
     """MP against the strongest attack: a panel per data set and setting, a line per sweep
     (its points in order) and a point per other run, the raw-feature floor dashed
     (`plots.tradeoff_curves`)."""
-    from ladsg_jax.plots import tradeoff_curves
+    from ladsg_jax.app.plots import tradeoff_curves
 
     panels: dict = {}
     floors: dict = {}

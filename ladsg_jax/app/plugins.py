@@ -26,6 +26,22 @@ from ladsg_jax.errors import ArgumentParser, ConfigError
 
 ENV = "LADSG_JAX_PLUGINS"
 GROUPS = ("ladsg_jax.defenses", "ladsg_jax.attacks")
+# the modules 0.2.0 moved from the package's top level into `ladsg_jax.app` (CHANGELOG.md)
+MOVED_TO_APP = ("attack_table", "cli", "cli_args", "cli_commands", "cli_config", "cli_report",
+                "cli_session", "describe", "experiment", "flags", "gather", "listing", "plots",
+                "plugins", "provenance", "ranking", "session", "sweep", "table_config",
+                "table_render")
+
+
+def moved_module_hint(err: Exception) -> str:
+    """For a plugin that imports a module 0.2.0 moved: what to import instead ('' otherwise)."""
+    name = getattr(err, "name", None) or ""
+    top, _, rest = name.partition(".")
+    module = rest.split(".")[0]
+    if isinstance(err, ModuleNotFoundError) and top == "ladsg_jax" and module in MOVED_TO_APP:
+        return (f"; since ladsg_jax 0.2.0 {top}.{module} is ladsg_jax.app.{module} "
+                f"(CHANGELOG.md)")
+    return ""
 
 
 def import_source(source: str):
@@ -58,7 +74,7 @@ def import_source(source: str):
         where = traceback.extract_tb(err.__traceback__)[-1]
         raise ConfigError("plugin", f"{source}: does not import: {type(err).__name__}: {err} "
                                     f"({os.path.basename(where.filename)}:{where.lineno})"
-                          ) from None
+                                    f"{moved_module_hint(err)}") from None
 
 
 def register_module(module, source: str) -> None:
@@ -108,7 +124,8 @@ def load_entry_points() -> None:
             item = point.load()
         except Exception as err:    # noqa: BLE001 - reported in one line
             raise ConfigError("plugin", f"{source}: does not import: "
-                                        f"{type(err).__name__}: {err}") from None
+                                        f"{type(err).__name__}: {err}"
+                                        f"{moved_module_hint(err)}") from None
         if getattr(item, "name", None) != point.name:
             raise ConfigError("plugin", f"{source}: the entry point's name must be the "
                                         f"item's name {getattr(item, 'name', None)!r}")

@@ -9,14 +9,14 @@ import time
 
 from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
-from ladsg_jax.cli_args import (CONFIG_DEST, attack_settings, config_from_args, load_data,
+from ladsg_jax.app.cli_args import (CONFIG_DEST, attack_settings, config_from_args, load_data,
                                 progress)
-from ladsg_jax.cli_report import attack_report_lines, message_norm_line, seeds_line, warn
-from ladsg_jax.cli_session import run_provenance
+from ladsg_jax.app.cli_report import attack_report_lines, message_norm_line, seeds_line, warn
+from ladsg_jax.app.cli_session import run_provenance
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.options import parse_data_options
 from ladsg_jax.errors import ConfigError, unknown
-from ladsg_jax.flags import given
+from ladsg_jax.app.flags import given
 from ladsg_jax.results import mean_std, write_result
 
 
@@ -24,7 +24,7 @@ def command_train(args: argparse.Namespace) -> int:
     import jax
 
     from ladsg_jax.distributed import initialize_from_args
-    from ladsg_jax.session import train_seeds
+    from ladsg_jax.app.session import train_seeds
 
     initialize_from_args(args)         # before anything touches a device
     config = config_from_args(args)
@@ -50,7 +50,7 @@ def command_attack(args: argparse.Namespace) -> int:
     """Without `--top-model`, each attack runs in the setting it needs (placement "own"); with
     it, every attack runs in that one, and one that cannot is an error."""
     from ladsg_jax.attacks.registry import ATTACKS, HYBRID, hybrid_attacks
-    from ladsg_jax.experiment import Experiment, run_experiment
+    from ladsg_jax.app.experiment import Experiment, run_experiment
 
     names, hybrid = args.attack, args.attack == [HYBRID]
     for name in names if not hybrid else ():
@@ -90,8 +90,8 @@ def command_attack(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    from ladsg_jax.session import config_record
-    from ladsg_jax.sweep import grid_points, parse_grid, run_sweep, sweep_attacks
+    from ladsg_jax.app.session import config_record
+    from ladsg_jax.app.sweep import grid_points, parse_grid, run_sweep, sweep_attacks
 
     points = grid_points(args.defense, getattr(args, "defense_options", {}),
                          parse_grid(args.grid))              # every point checked first
@@ -118,7 +118,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     print(f"{len(record['grid'])} points × {args.seeds} seeds in {timing['wall_s']:.1f} s, "
           f"{timing['compilations']} compilations; wrote {path}")
     if args.plot:
-        from ladsg_jax.gather import add_scores, plot, rows_of
+        from ladsg_jax.app.gather import add_scores, plot, rows_of
 
         rows = rows_of(path, record)
         add_scores(rows)
@@ -127,7 +127,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 
 def command_table(args: argparse.Namespace) -> int:
-    from ladsg_jax.gather import csv_text, gather, markdown, plot
+    from ladsg_jax.app.gather import csv_text, gather, markdown, plot
     from ladsg_jax.results import write_text_atomic
 
     rows = gather(args.paths)
@@ -143,9 +143,9 @@ def command_table(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     """The table code of `experiments/defense_table.py` on the demo's rows."""
-    from ladsg_jax.attack_table import AttackContexts
-    from ladsg_jax.table_render import terminal_table
-    from ladsg_jax.table_config import DEMO, DEMO_LEGEND, demo_table, run_table
+    from ladsg_jax.app.attack_table import AttackContexts
+    from ladsg_jax.app.table_render import terminal_table
+    from ladsg_jax.app.table_config import DEMO, DEMO_LEGEND, demo_table, run_table
 
     args.seeds = args.seeds or DEMO.seeds
     table = demo_table(args.seeds, args.defense, getattr(args, "defense_options", {}))
@@ -169,21 +169,21 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from ladsg_jax.listing import HEADERS, aligned, list_rows
+    from ladsg_jax.app.listing import HEADERS, aligned, list_rows
 
     print(aligned([HEADERS[args.kind], *list_rows(args.kind)]))
     return 0
 
 
 def command_describe(args: argparse.Namespace) -> int:
-    from ladsg_jax.describe import describe
+    from ladsg_jax.app.describe import describe
 
     print(describe(args.name, args.kind))
     return 0
 
 
 def command_data(args: argparse.Namespace) -> int:
-    from ladsg_jax.listing import aligned, data_rows
+    from ladsg_jax.app.listing import aligned, data_rows
 
     if args.action == "list":
         print(aligned([("name", "kind", "prepared", "train", "test", "where / needs"),

@@ -6,10 +6,10 @@
     ladsg-jax demo
     ladsg-jax describe ladsg
 
-The training flags are `TrainConfig`'s fields (`ladsg_jax.flags`), the attack flags
+The training flags are `TrainConfig`'s fields (`ladsg_jax.app.flags`), the attack flags
 `AttackSettings`' and `MixMatchConfig`'s (`--mc-*`); `--plugin PATH_OR_MODULE` (every
 subcommand, repeatable; also `$LADSG_JAX_PLUGINS` and installed entry points) registers a
-user's defenses and attacks first (`ladsg_jax.plugins`). Bad input ends with one line
+user's defenses and attacks first (`ladsg_jax.app.plugins`). Bad input ends with one line
 `ladsg-jax: error: FIELD: ...` on stderr and exit status 2.
 
 Importing this module and building its parser loads neither JAX nor scikit-learn: `--help` and
@@ -24,16 +24,16 @@ import sys
 
 from ladsg_jax import compile_cache
 from ladsg_jax import data as datasets
-from ladsg_jax.cli_args import add_attack_flags, add_training_flags
-from ladsg_jax.cli_config import COMMANDS as CONFIG_COMMANDS, config_argument, expand
-from ladsg_jax.cli_commands import (command_attack, command_cache, command_data, command_demo,
+from ladsg_jax.app.cli_args import add_attack_flags, add_training_flags
+from ladsg_jax.app.cli_config import COMMANDS as CONFIG_COMMANDS, config_argument, expand
+from ladsg_jax.app.cli_commands import (command_attack, command_cache, command_data, command_demo,
                                     command_describe, command_list, command_sweep,
                                     command_table, command_train)
-from ladsg_jax.cli_session import COMPUTING, compiling
+from ladsg_jax.app.cli_session import COMPUTING, compiling
 from ladsg_jax.distributed import add_distributed_arguments
 from ladsg_jax.errors import ArgumentParser, ConfigError
-from ladsg_jax.flags import check_args, parse_defense_options
-from ladsg_jax.plugins import load_plugins, plugin_parser
+from ladsg_jax.app.flags import check_args, parse_defense_options
+from ladsg_jax.app.plugins import load_plugins, plugin_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
