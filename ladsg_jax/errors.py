@@ -40,6 +40,11 @@ def is_integer(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def positive_int(field: str, value) -> None:
+    """Raises `ConfigError(field, ...)` unless `value` is an integer >= 1 (not a bool)."""
+    require(is_integer(value) and value > 0, field, f"must be a positive integer, got {value!r}")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser whose errors are `ConfigError`s (one line naming the argument, exit
     status 2 from `cli.main`) instead of the usage text and `SystemExit`."""

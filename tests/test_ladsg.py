@@ -10,8 +10,9 @@ from ladsg_jax.attacks.suite import AttackSettings, run_attacks
 from ladsg_jax.config import TrainConfig, check_against_data
 from ladsg_jax.defenses import LADSG, make_defense
 from ladsg_jax.defenses.anonymize import LabelAnonymization, TeacherCandidates
-from ladsg_jax.defenses.composite import Chain, Composite, chain
-from ladsg_jax.defenses.ladsg import cosine_substitute, flsg_substitute
+from ladsg_jax.defenses.composite import Composite
+from ladsg_jax.defenses import anonymize
+from ladsg_jax.defenses.ladsg import STREAMS, cosine_substitute, flsg_substitute
 from ladsg_jax.defenses.norm_detection import NormDetection
 from ladsg_jax.defenses.substitute import SubstituteGradients, SubstituteState
 from ladsg_jax.errors import ConfigError
@@ -260,20 +261,45 @@ def test_ladsg_is_the_chain_of_its_stages_and_trains_as_the_hand_composed_chain(
     assert two.members == (la, sg)
     chex.assert_trees_all_equal(two.hparams(), (la.hparams(), sg.hparams()))
 
-    # the same training run as the chain composed by hand, at the same key
-    ladsg = LADSG(epsilon=0.2, rho=0.7, teacher_epochs=3)
-    hand = chain(LabelAnonymization(epsilon=0.2, teacher_epochs=3),
-                 SubstituteGradients(rho=0.7, epsilon=0.2, teacher_epochs=3))
-    assert isinstance(hand, Chain) and hand.members == ladsg.members
+    # it trains, and defended: the plain run's numbers differ
     base = TrainConfig(bottom_hidden=(8,), epochs=3, batch_size=32)
     key = jax.random.key(3)
-    ours = jax.jit(make_train(base.replace(defense=ladsg)))(key, synthetic)
-    theirs = jax.jit(make_train(base.replace(defense=hand)))(key, synthetic)
-    np.testing.assert_array_equal(ours.test_accuracy, theirs.test_accuracy)
-    np.testing.assert_allclose(ours.train_loss, theirs.train_loss, rtol=1e-6)
-    np.testing.assert_allclose(ours.train_accuracy, theirs.train_accuracy, rtol=1e-6)
-    chex.assert_trees_all_equal(ours.state.defense_state, theirs.state.defense_state)
-    # and the run is a defended one: the plain run's numbers differ
+    ours = jax.jit(make_train(base.replace(defense=LADSG(epsilon=0.2, rho=0.7,
+                                                         teacher_epochs=3))))(key, synthetic)
     plain = jax.jit(make_train(base))(key, synthetic)
     assert not np.allclose(plain.train_loss, ours.train_loss, rtol=1e-3)
     assert float(ours.final_test_accuracy) > 0.8
+
+
+def test_each_stage_draws_from_its_own_stream_and_the_teacher_is_trained_once(
+        synthetic, monkeypatch):
+    """Stage s's key is fold_in(key, STREAMS[s]) in init and in the cut, so removing a stage
+    changes no other stage's state; decoy substitution reads label anonymization's teacher,
+    trained once, and the same teacher without the `la` stage."""
+    key = jax.random.key(5)
+    assert LADSG().member_keys(key, "cut") == [jax.random.fold_in(key, STREAMS["la"]),
+                                               jax.random.fold_in(key, STREAMS["sg"])]
+    assert LADSG(stages="sg").member_keys(key, "init") == [jax.random.fold_in(key,
+                                                                              STREAMS["sg"])]
+    trained = []
+    real = anonymize.train_teacher
+    monkeypatch.setattr(anonymize, "train_teacher",
+                        lambda *args: trained.append(1) or real(*args))
+    config = TrainConfig(bottom_hidden=(8,))
+    options = dict(mode="decoy", decoy="per_sample", teacher_epochs=2)
+
+    def init(defense):
+        return jax.jit(lambda k, d: defense.init(k, d, config, defense.hparams()))(key, synthetic)
+
+    both = init(LADSG(**options))
+    assert len(trained) == 1                                   # one teacher for la and sg
+    la_alone, sg_alone = init(LADSG(stages="la", **options)), init(LADSG(stages="sg", **options))
+    assert len(trained) == 3
+    chex.assert_trees_all_equal(both[0], la_alone[0])
+    chex.assert_trees_all_equal(both[1], sg_alone[0])
+    np.testing.assert_array_equal(both[1].candidates, both[0].others)
+    # the stage alone (its own key, split in four) trains the teacher of its first stream
+    own = init(SubstituteGradients(**options))
+    teacher = jax.jit(lambda k, d: anonymize.teacher_candidates(k, d, config, 3, 2))(
+        jax.random.split(key, 4)[0], synthetic)
+    np.testing.assert_array_equal(own.candidates, teacher.others)

@@ -11,7 +11,7 @@ from flax import struct
 
 from ladsg_jax.defenses.base import Defense
 from ladsg_jax.defenses.teacher import train_teacher
-from ladsg_jax.errors import one_of, require
+from ladsg_jax.errors import one_of, positive_int, require
 
 
 @struct.dataclass
@@ -53,12 +53,10 @@ def candidate_count(prefix: str, k: int | None, epsilon: float, num_classes: int
 
 
 def teacher_candidates(key, data, config, k: int, teacher_epochs: int) -> TeacherCandidates:
-    """The teacher (trained on the active party's slice) ranks the classes; its top k−1 other
-    than each label. `key` is split in four as LADSG's setup always split it: the teacher
-    takes the first."""
+    """The teacher (trained on the active party's slice, from `key`) ranks the classes; its top
+    k−1 other than each label."""
     y, num_classes = data.train_y, data.num_classes
-    teacher_key = jax.random.split(key, 4)[0]
-    logits = train_teacher(teacher_key, data.train_x[-1], y, num_classes, config, teacher_epochs)
+    logits = train_teacher(key, data.train_x[-1], y, num_classes, config, teacher_epochs)
     masked = jnp.where(jax.nn.one_hot(y, num_classes, dtype=bool), -jnp.inf, logits)
     top_logits, others = jax.lax.top_k(masked, k - 1)
     return TeacherCandidates(others=others, weights=jax.nn.softmax(top_logits, axis=-1))
@@ -100,9 +98,7 @@ class LabelAnonymization(Defense):
         prefix = f"defense.{self.name}"
         check_candidates(prefix, self.k, self.epsilon)
         one_of(f"{prefix}.weighting", self.weighting, ("uniform", "teacher"))
-        require(isinstance(self.teacher_epochs, int) and self.teacher_epochs > 0,
-                f"{prefix}.teacher_epochs",
-                f"must be a positive integer, got {self.teacher_epochs!r}")
+        positive_int(f"{prefix}.teacher_epochs", self.teacher_epochs)
 
     def check_data(self, num_classes: int) -> None:
         candidate_count(f"defense.{self.name}", self.k, self.epsilon, num_classes)

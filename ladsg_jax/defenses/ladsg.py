@@ -4,10 +4,11 @@
 
 The chain applies norm detection's screen before substitution builds its contexts, as the
 paper's active party screens the embeddings it receives before it answers them (the decoy's
-pullback is taken at the screened embeddings). Its members draw disjoint streams of one init
-key (the teacher, random classes, decoy choices, noise directions: `jax.random.split(key, 4)`),
-so with stages la and sg in decoy mode the substitution's candidate sets are exactly the label
-anonymization's (the same teacher).
+pullback is taken at the screened embeddings). Each stage draws from a key of its own,
+`fold_in(key, STREAMS[stage])` in `init` and in the cut, so adding or removing a stage changes
+no other stage's numbers. The teacher is label anonymization's (its stream), trained once: in
+decoy mode with the teacher's candidates the substitution reads the same candidate sets, with
+or without the `la` stage.
 
 The defaults are the measured trade-off of `experiments/ladsg_sweep.py` (issue 4): stages la and
 sg, k = min(3, classes), ε = 0.3, cosine substitution ρ = 0.5 with per-step noise and the true
@@ -24,7 +25,10 @@ import dataclasses
 from functools import cached_property
 from typing import ClassVar
 
+import jax
+
 from ladsg_jax.defenses.anonymize import LabelAnonymization
+from ladsg_jax.defenses.base import call_hook
 from ladsg_jax.defenses.composite import Composite, build_stages
 from ladsg_jax.defenses.norm_detection import NormDetection
 from ladsg_jax.defenses.substitute import (SubstituteGradients, cosine_substitute,
@@ -32,6 +36,7 @@ from ladsg_jax.defenses.substitute import (SubstituteGradients, cosine_substitut
 from ladsg_jax.errors import one_of
 
 STAGES = ("la", "sg", "nd")
+STREAMS = {"la": 0, "nd": 1, "sg": 2}      # each stage's key: fold_in(key, STREAMS[stage])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +103,31 @@ class LADSG(Composite):
         return tuple(stages[s] for s in ("la", "nd", "sg") if s in self.stages)
 
     def member_keys(self, key, hook):
-        return [key] * len(self.members)       # disjoint streams of one key (module docstring)
+        return [jax.random.fold_in(key, STREAMS[m.name]) for m in self.members]
+
+    def init(self, key, data, config, hp):
+        """Each stage's state from its own key; the teacher is trained once, in label
+        anonymization's stream, and its candidate sets go to a decoy substitution that reads
+        them (trained for it alone when the `la` stage is off)."""
+        stages = self.stage_defenses()
+        sg = stages["sg"]
+        reads_teacher = ("sg" in self.stages and "init" in sg.draws and sg.mode == "decoy"
+                         and sg.candidates == "teacher")
+        teacher = None
+        if "la" in self.stages or reads_teacher:
+            teacher = call_hook(stages["la"], "init",
+                                jax.random.fold_in(key, STREAMS["la"]), data, config, None)
+        keys = self.member_keys(key, "init")
+        states = []
+        for member, member_key, member_hp in zip(self.members, keys, hp):
+            if member.name == "la":
+                states.append(teacher)
+            elif member.name == "sg" and reads_teacher:
+                states.append(call_hook(member, "init", member_key, data, config, member_hp,
+                                        teacher.others))
+            else:
+                states.append(call_hook(member, "init", member_key, data, config, member_hp))
+        return tuple(states)
 
 
-__all__ = ["LADSG", "STAGES", "cosine_substitute", "flsg_substitute"]
+__all__ = ["LADSG", "STAGES", "STREAMS", "cosine_substitute", "flsg_substitute"]

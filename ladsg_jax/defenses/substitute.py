@@ -13,7 +13,7 @@ from ladsg_jax.defenses.anonymize import (TeacherCandidates, candidate_count, ch
                                           teacher_candidates)
 from ladsg_jax.defenses.base import BATCH_CUT, WHOLE_BATCH, Defense
 from ladsg_jax.defenses.neighbours import neighbour_substitute
-from ladsg_jax.errors import one_of, require
+from ladsg_jax.errors import one_of, positive_int, require
 
 MODES = ("decoy", "cosine", "flsg", "neighbour")
 NORMS = ("keep", "own", "batch_mean")
@@ -160,16 +160,11 @@ class SubstituteGradients(Defense):
         require(-1 <= self.rho <= 1, f"{prefix}.rho", f"must be in [-1, 1], got {self.rho!r}")
         require(0 <= self.mix <= 1, f"{prefix}.mix", f"must be in [0, 1], got {self.mix!r}")
         require(0 <= self.prob <= 1, f"{prefix}.prob", f"must be in [0, 1], got {self.prob!r}")
-        require(isinstance(self.flsg_samples, int) and self.flsg_samples >= 1,
-                f"{prefix}.flsg_samples", f"must be a positive integer, got "
-                                          f"{self.flsg_samples!r}")
-        require(isinstance(self.neighbours, int) and self.neighbours >= 1,
-                f"{prefix}.neighbours", f"must be a positive integer, got {self.neighbours!r}")
+        positive_int(f"{prefix}.flsg_samples", self.flsg_samples)
+        positive_int(f"{prefix}.neighbours", self.neighbours)
         require(-1 <= self.threshold <= 1, f"{prefix}.threshold",
                 f"must be in [-1, 1], got {self.threshold!r}")
-        require(isinstance(self.teacher_epochs, int) and self.teacher_epochs > 0,
-                f"{prefix}.teacher_epochs",
-                f"must be a positive integer, got {self.teacher_epochs!r}")
+        positive_int(f"{prefix}.teacher_epochs", self.teacher_epochs)
 
     @property
     def needs(self) -> str:
@@ -197,12 +192,13 @@ class SubstituteGradients(Defense):
                 f"'message' needs at least 3 classes (with {num_classes}, a true message's "
                 f"space is the line of the message itself); allowed here: free")
 
-    def init(self, key, data, config, hp):
-        """Split as LADSG's setup always split its key: teacher, random classes, decoy
-        choices, noise directions (`teacher_candidates` takes the first)."""
+    def init(self, key, data, config, hp, teacher_others=None):
+        """The key splits into the teacher's, the random classes', the decoy choices' and the
+        noise directions' streams. `teacher_others`: S_i from a teacher trained elsewhere
+        (LADSG hands in label anonymization's, DESIGN §3), else this stage trains its own."""
         if "init" not in self.draws:
             return SubstituteState()
-        _, random_key, decoy_key, noise_key = jax.random.split(key, 4)
+        teacher_key, random_key, decoy_key, noise_key = jax.random.split(key, 4)
         y, n = data.train_y, data.train_y.shape[0]
         if self.mode == "cosine":      # message-space directions are drawn over the classes
             width = (data.num_classes if self.pulls_noise_back
@@ -210,8 +206,11 @@ class SubstituteGradients(Defense):
             return SubstituteState(noise_directions=jax.random.normal(
                 noise_key, (data.num_parties - 1, n, width)))
         k = candidate_count(f"defense.{self.name}", self.k, self.epsilon, data.num_classes)
-        if self.candidates == "teacher":
-            candidates = teacher_candidates(key, data, config, k, self.teacher_epochs).others
+        if self.candidates == "teacher" and teacher_others is not None:
+            candidates = teacher_others
+        elif self.candidates == "teacher":
+            candidates = teacher_candidates(teacher_key, data, config, k,
+                                            self.teacher_epochs).others
         else:
             candidates = random_other_classes(random_key, y, data.num_classes, k - 1)
         choice = (jax.random.randint(decoy_key, (n,), 0, k) if self.decoy == "per_sample"
