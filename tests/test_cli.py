@@ -15,7 +15,10 @@ def assert_provenance(record: dict, seed: int) -> None:
     the command line, the base seed and the start time."""
     import jax
 
+    import ladsg_jax
+
     assert record["package"]["name"] == "ladsg-jax" and record["package"]["version"]
+    assert record["package"]["path"] == os.path.dirname(os.path.abspath(ladsg_jax.__file__))
     git = record["package"]["git"]
     if git is not None:                       # run from a checkout
         assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)

@@ -44,7 +44,7 @@ def provenance(argv: list[str] | None = None, seed: int | None = None,
     import jax
 
     devices = jax.devices()
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # ladsg_jax/
     return {
         "package": {"name": "ladsg-jax", "version": version_of("ladsg-jax"),
                     "path": package, "git": git_state(package)},
