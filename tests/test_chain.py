@@ -156,3 +156,41 @@ def test_the_command_line_trains_a_named_chain(tmp_path):
     assert record["config"]["defense"]["parts"] == [
         {"name": "laplace", "scale": 0.002, "rescale": "none"},
         {"name": "compression", "keep": 0.3, "count": "ceil", "error_feedback": False}]
+
+
+def test_a_composites_options_address_its_stages(tmp_path):
+    """LADSG's and DCAE's options as `STAGE.FIELD` (issue 30 item 3), the same field as the
+    plain name: in make_defense, a grid (one program over a traced field) and the command
+    line; a stage or field the composite lacks, or one field given twice, is one line."""
+    import json
+    import re
+
+    import pytest
+
+    from ladsg_jax.app.cli import main
+    from ladsg_jax.app.sweep import grid_points, static_part
+    from ladsg_jax.defenses import LADSG, make_defense
+    from ladsg_jax.errors import ConfigError
+
+    assert make_defense("ladsg", **{"sg.rho": "0.3", "la.epsilon": "0.2"}) == LADSG(
+        rho=0.3, epsilon=0.2)
+    assert make_defense("dcae", **{"cae.lam": "0.5"}) == DCAE(lam=0.5)
+    for options, message in [
+        ({"la.rho": "0.3"}, "defense.ladsg option: unknown value 'la.rho'; allowed: "),
+        ({"xx.rho": "0.3"}, "defense.ladsg option: unknown value 'xx.rho'"),
+        ({"sg.rho": "0.3", "rho": "0.2"}, "defense.ladsg.rho: given twice"),
+        ({"sg.rho": "2"}, "defense.ladsg.rho: must be in [-1, 1], got 2.0"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            make_defense("ladsg", **options)
+    points = grid_points("ladsg", {}, {"sg.rho": ["0.1", "0.9"]})
+    assert [p.values for p in points] == [{"sg.rho": 0.1}, {"sg.rho": 0.9}]
+    assert [p.defense.rho for p in points] == [0.1, 0.9]
+    assert static_part(points[0].defense) == static_part(points[1].defense)
+    with pytest.raises(ConfigError, match=re.escape("unknown value 'nd.rho'")):
+        grid_points("ladsg", {}, {"nd.rho": ["0.1"]})
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--seeds", "1",
+                 "--defense", "ladsg", "--defense.sg.rho", "0.3", "--defense.teacher_epochs",
+                 "1", "--runs-dir", str(tmp_path), "--name", "s", "--no-progress"]) == 0
+    record = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert record["config"]["defense"]["rho"] == 0.3

@@ -29,7 +29,7 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--defense", default="none",
                         help="a registered defense (`ladsg-jax list defenses`; default none), "
                              "or A+B to chain them; its options as --defense.NAME VALUE "
-                             "(a chain's: --defense.MEMBER.NAME VALUE)")
+                             "(a chain's, LADSG's or DCAE's: --defense.MEMBER.NAME VALUE)")
     parser.add_argument("--data-dir", help="where prepared data sets live")
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                         help="data set option, e.g. source=FILE or num_classes=4 (synthetic)")

@@ -3,7 +3,8 @@ own options, written as their long flags without the dashes (`dataset`, `seeds`,
 `learning_rate`, `mc_steps`, ...), with:
 
 - `defense`: a name (`"ladsg"`, `"laplace+compression"`) or an object holding `name` and the
-  defense's options (`{"name": "ladsg", "rho": 0.3}`; a chain's as `"MEMBER.FIELD"`);
+  defense's options (`{"name": "ladsg", "rho": 0.3}`; a chain's, LADSG's or DCAE's also as
+  `"MEMBER.FIELD"`);
 - `attacks` (or `attack`): a list of attack names;
 - `grid` (sweep): an object `{"rho": [0.1, 0.5]}`; `data_option`: an object `{"KEY": VALUE}`;
 - a flag without a value (`no_progress`): true or false.

@@ -17,7 +17,7 @@ import math
 from ladsg_jax.config import TrainConfig
 from ladsg_jax.data.arrays import VFLData
 from ladsg_jax.defenses import DEFENSES, Chain, Defense, make_defense
-from ladsg_jax.defenses.registry import CHAIN, member_field
+from ladsg_jax.defenses.registry import CHAIN, flat_option, member_field
 from ladsg_jax.errors import ConfigError, require, unknown
 
 LEARNING_RATE = "learning_rate"
@@ -56,7 +56,8 @@ def grid_points(defense_name: str, options: dict, grid: dict[str, list]) -> list
             raise unknown("defense", defense_name, DEFENSES)
         fields = {f.name for f in dataclasses.fields(DEFENSES[defense_name])}
         for field in grid:
-            if field != LEARNING_RATE and field not in fields:
+            if field != LEARNING_RATE and flat_option(defense_name, DEFENSES[defense_name],
+                                                      field) not in fields:
                 raise unknown(f"grid field of defense {defense_name}", field,
                               sorted(fields) + [LEARNING_RATE])
     points = []

@@ -82,7 +82,15 @@ def make_defense(name: str, **params) -> Defense:
         raise unknown("defense", name, DEFENSES)
     cls = DEFENSES[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    flat = {}
     for key, value in params.items():
+        field = flat_option(name, cls, key)
+        if field in flat:
+            raise ConfigError(f"defense.{name}.{field}", f"given twice (as {field} and as a "
+                                                         "member's option); allowed: once")
+        flat[field] = value
+    params = flat
+    for key, value in list(params.items()):
         if key not in fields:
             raise unknown(f"defense.{name} option", key, fields)
         default = fields[key].default
@@ -94,6 +102,24 @@ def make_defense(name: str, **params) -> Defense:
         if number and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             raise ConfigError(f"defense.{name}.{key}", f"expected a number, got {value!r}")
     return cls(**params)
+
+
+def flat_option(name: str, cls: type[Defense], key: str) -> str:
+    """The field that option `key` of defense `name` sets: `key` itself, or for a composite
+    whose fields are its stages' (`field_sources`: LADSG, DCAE) `STAGE.FIELD`, the field of
+    that name (`sg.rho` is LADSG's `rho`; a field two stages share, such as LADSG's `epsilon`,
+    is set for both)."""
+    stage, _, field = key.rpartition(".")
+    if not stage:
+        return key
+    sources = {source.name: {f.name for f in dataclasses.fields(source)}
+               for source in cls.field_sources}
+    own = {f.name for f in dataclasses.fields(cls)}
+    if field not in sources.get(stage, ()) or field not in own:
+        raise unknown(f"defense.{name} option", key,
+                      sorted(own) + [f"{s}.{f}" for s in sources for f in sorted(sources[s])
+                                     if f in own])
+    return field
 
 
 def chain_spec(spec: str, params: dict) -> Defense:
@@ -141,7 +167,7 @@ def member_field(defense: Defense, key: str):
     from ladsg_jax.defenses.composite import Chain
 
     if not isinstance(defense, Chain):
-        return defense, key
+        return defense, flat_option(defense.name, type(defense), key)
     members = {p.name: p for p in defense.parts}
     fields = {n: {f.name for f in dataclasses.fields(p)} for n, p in members.items()}
     member, field = option_owner(CHAIN.join(members), fields, key)
