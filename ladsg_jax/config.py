@@ -8,7 +8,7 @@ import numbers
 from typing import Optional
 
 from ladsg_jax.defenses.base import Defense
-from ladsg_jax.errors import ConfigError, one_of, require
+from ladsg_jax.errors import ConfigError, one_of, positive_int, require
 from ladsg_jax.models.names import BOTTOMS, CONV_GRADIENTS, TOKEN_BOTTOMS, TOPS
 
 OPTIMIZERS = ("sgd", "adam")
@@ -108,11 +108,6 @@ def run_config(config: TrainConfig, learning_rate) -> TrainConfig:
     return run
 
 
-def check_positive_int(value, field):
-    require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
-            f"must be a positive integer, got {value!r}")
-
-
 def check_number(value, field: str, low: float, high: float = math.inf, high_open: bool = False,
             low_open: bool = False) -> None:
     """A finite real number in [low, high] (ends open as said); anything else a ConfigError."""
@@ -126,7 +121,7 @@ def check_number(value, field: str, low: float, high: float = math.inf, high_ope
 
 def validate(config: TrainConfig) -> None:
     """Raises `ConfigError` naming the first field that is out of its allowed values."""
-    check_positive_int(config.num_parties, "num_parties")
+    positive_int("num_parties", config.num_parties)
     require(config.num_parties >= 2, "num_parties",
             f"VFL needs at least 2 parties (one passive, one active), got {config.num_parties}")
     for field, allowed in (("bottom", BOTTOMS), ("top_model", TOPS), ("optimizer", OPTIMIZERS),
@@ -139,9 +134,9 @@ def validate(config: TrainConfig) -> None:
         require(isinstance(widths, tuple) and all(isinstance(w, int) and w > 0 for w in widths),
                 field, f"must be a tuple of positive integers, got {widths!r}")
     if config.embed_dim is not None:
-        check_positive_int(config.embed_dim, "embed_dim")
+        positive_int("embed_dim", config.embed_dim)
     if config.vocab_size is not None:
-        check_positive_int(config.vocab_size, "vocab_size")
+        positive_int("vocab_size", config.vocab_size)
     if config.bottom in TOKEN_BOTTOMS:
         require(config.vocab_size is not None, "vocab_size",
                 f"bottom {config.bottom!r} embeds token ids: set vocab_size to the data set's "
@@ -153,7 +148,7 @@ def validate(config: TrainConfig) -> None:
                                f"got {config.lr_decay_epochs!r}")
     check_number(config.lr_decay, "lr_decay", 0, 1, low_open=True)
     for field in ("batch_size", "epochs", "eval_batch_size"):
-        check_positive_int(getattr(config, field), field)
+        positive_int(field, getattr(config, field))
     check_number(config.learning_rate, "learning_rate", 0, low_open=True)
     check_number(config.momentum, "momentum", 0, 1, high_open=True)
     check_number(config.weight_decay, "weight_decay", 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from ladsg_jax.errors import ConfigError, require
+from ladsg_jax.errors import ConfigError, positive_int, require
 
 PORTS = (1, 65535)
 
@@ -37,9 +37,7 @@ def parse_coordinator(address: str) -> tuple[str, int]:
 
 def check_processes(num_processes: int, process_id: int) -> None:
     """Raises `ConfigError` unless num_processes ≥ 1 and 0 ≤ process_id < num_processes."""
-    require(isinstance(num_processes, int) and not isinstance(num_processes, bool)
-            and num_processes >= 1, "num_processes",
-            f"must be a positive integer, got {num_processes!r}")
+    positive_int("num_processes", num_processes)
     require(isinstance(process_id, int) and not isinstance(process_id, bool)
             and 0 <= process_id < num_processes, "process_id",
             f"must be an integer in 0..{num_processes - 1} (num_processes {num_processes}), "

@@ -41,8 +41,9 @@ def is_integer(value) -> bool:
 
 
 def positive_int(field: str, value) -> None:
-    """Raises `ConfigError(field, ...)` unless `value` is an integer >= 1 (not a bool)."""
-    require(is_integer(value) and value > 0, field, f"must be a positive integer, got {value!r}")
+    """Raises `ConfigError(field, ...)` unless `value` is a Python int >= 1 (not a bool)."""
+    require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
+            f"must be a positive integer, got {value!r}")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ladsg_jax.config import check_number, check_positive_int
-from ladsg_jax.errors import is_integer, one_of, require
+from ladsg_jax.config import check_number
+from ladsg_jax.errors import is_integer, one_of, positive_int, require
 
 MALICIOUS_RULES = ("paper", "fu_torch17")       # attacks/malicious.py
 DIRECT_EPOCHS = ("first", "last", "min", "average")   # attacks/direct.py
@@ -66,9 +66,7 @@ class MixMatchConfig:
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
         for field in ("steps", "batch_size", "restarts"):
-            value = getattr(self, field)
-            require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                    f"mixmatch.{field}", f"must be a positive integer, got {value!r}")
+            positive_int(f"mixmatch.{field}", getattr(self, field))
         for field in ("temperature", "alpha", "learning_rate"):
             require(getattr(self, field) > 0, f"mixmatch.{field}",
                     f"must be positive, got {getattr(self, field)!r}")
@@ -117,7 +115,7 @@ class AttackSettings:
         for field in ("known_labels", "scoring_epochs", "inversion_batches", "inversion_steps"):
             value = getattr(self, field)
             object.__setattr__(self, field, int(value) if is_integer(value) else value)
-            check_positive_int(getattr(self, field), field)
+            positive_int(field, getattr(self, field))
         check_number(self.inversion_learning_rate, "inversion_learning_rate", 0, low_open=True)
         check_number(self.malicious_gamma, "malicious_gamma", 0)
         for field, allowed in (("malicious_rule", MALICIOUS_RULES),

@@ -10,6 +10,7 @@ itself, so a chain with one random member gives exactly that member's numbers.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from functools import reduce
 from typing import ClassVar
@@ -31,12 +32,14 @@ def build_stages(name: str, build):
         raise ConfigError(field, str(err).split(": ", 1)[1]) from None
 
 
-class Composite(Defense):
-    """A defense made of `members` (a tuple of defenses), run as a chain."""
+class Composite(Defense, metaclass=abc.ABCMeta):
+    """A defense made of `members` (a tuple of defenses), run as a chain; a subclass says what
+    its members are (`Chain`: its parts; LADSG: its stages)."""
 
     @property
+    @abc.abstractmethod
     def members(self) -> tuple:
-        raise NotImplementedError
+        """The member defenses, in the order they run."""
 
     @property
     def needs(self) -> str:
